@@ -1,0 +1,1 @@
+"""Shared layer of the auth migration bundle: Supabase Auth / legacy profiles -> Better-Auth."""

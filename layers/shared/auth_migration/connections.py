@@ -1,0 +1,68 @@
+"""The three databases a migration touches, connected lazily and shared when they are the same one."""
+
+from __future__ import annotations
+
+import contextlib
+
+import psycopg
+
+from auth_migration.store import connect
+
+
+class Connections:
+    """State (NEW_DATABASE_URL), source (OLD_DATABASE_URL) and target (BETTER_AUTH_DATABASE_URL).
+
+    Where two URLs name the same database, one connection serves both, which is what lets the
+    target rows and the tracking row commit in one transaction. Connections are autocommit: every
+    unit of work opens an explicit `conn.transaction()`. Kept across warm Lambda invocations.
+    """
+
+    def __init__(self, state_url: str, source_url: str, target_url: str) -> None:
+        self.urls = {"state": state_url, "source": source_url, "target": target_url}
+        self._open: dict[str, psycopg.Connection] = {}
+
+    @property
+    def shared_target(self) -> bool:
+        """True when target and state are one database: per-user atomicity by a single transaction."""
+        return _same(self.urls["state"], self.urls["target"])
+
+    def _get(self, role: str) -> psycopg.Connection:
+        url = self.urls[role]
+        for other, conn in self._open.items():
+            if _same(self.urls[other], url) and not conn.closed:
+                self._open[role] = conn
+                return conn
+        conn = connect(url, autocommit=True, application_name=f"auth-migration-{role}")
+        self._open[role] = conn
+        return conn
+
+    @property
+    def state(self) -> psycopg.Connection:
+        return self._get("state")
+
+    @property
+    def source(self) -> psycopg.Connection:
+        return self._get("source")
+
+    @property
+    def target(self) -> psycopg.Connection:
+        return self._get("target")
+
+    def reset(self) -> None:
+        """Close everything (after a connection-level error); the next use reconnects."""
+        for conn in {id(c): c for c in self._open.values()}.values():
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+        self._open.clear()
+
+    close = reset
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        da, db = psycopg.conninfo.conninfo_to_dict(a), psycopg.conninfo.conninfo_to_dict(b)
+    except psycopg.ProgrammingError:
+        return a == b
+    keys = ("host", "port", "dbname", "user")
+    defaults = {"port": "5432"}
+    return all(str(da.get(k, defaults.get(k, ""))) == str(db.get(k, defaults.get(k, ""))) for k in keys)

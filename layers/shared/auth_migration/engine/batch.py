@@ -1,0 +1,453 @@
+"""Migrate one batch: read a keyset range, classify every user, write set-wise, record every outcome.
+
+Guarantees (see ARCHITECTURE.md): a batch runs under its row lock, so duplicate deliveries
+serialise and the second finds it done; already-migrated users are skipped set-wise; each user's
+target rows and tracking row commit together (one transaction where state and target share a
+database, a recorded intent otherwise); one bad user is isolated with savepoints and never blocks
+the others; transient errors are retried with backoff before the message goes back to SQS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from auth_migration.engine.context import EngineContext
+from auth_migration.engine.state import finish_status_sql
+from auth_migration.exceptions import InvalidRequest
+from auth_migration.models import ERROR_KINDS, BatchMessage, Outcome, OutcomeKind, SourceUser, TargetUser
+from auth_migration.retry import retry_transient
+from auth_migration.sources import get_source
+from auth_migration.store import is_transient
+from auth_migration.targets import BetterAuthTarget, TargetCapabilities, get_target
+from auth_migration.transforms import resolve_pipeline, transform
+from auth_migration.validation import ValidationPolicy, classify
+
+
+@dataclass
+class BatchResult:
+    migration_id: str
+    batch_no: int
+    status: str  # done | duplicate | ignored
+    users: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        return sum(n for key, n in self.outcomes.items() if key.split(":", 1)[0] in ERROR_KINDS)
+
+
+@dataclass
+class _Plan:
+    """What one batch decided for each user before writing."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    create: list[TargetUser] = field(default_factory=list)
+    adopt: list[TargetUser] = field(default_factory=list)
+
+
+def parse_batch_message(body: Any) -> BatchMessage:
+    """Validate an SQS body; malformed bodies are permanent errors (they go to the DLQ)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("batch message body must be a JSON object")
+    mid, no, after, upto = (body.get(k) for k in ("migration_id", "batch_no", "after_id", "upto_id"))
+    if not isinstance(mid, str) or not mid or not isinstance(no, int) or isinstance(no, bool) or no < 1:
+        raise InvalidRequest("batch message needs migration_id (string) and batch_no (integer >= 1)")
+    if not isinstance(upto, str) or not upto or not (after is None or isinstance(after, str)):
+        raise InvalidRequest("batch message needs upto_id (string) and after_id (string or null)")
+    return BatchMessage(migration_id=mid, batch_no=no, after_id=after, upto_id=upto)
+
+
+def process_batch(msg: BatchMessage, ctx: EngineContext, *, receive_count: int = 1) -> BatchResult:
+    """Migrate one batch, retrying transient errors; on the last SQS receive, mark the batch failed."""
+
+    def on_retry(attempt: int, exc: BaseException) -> None:
+        ctx.log("batch retry", {"batch_no": msg.batch_no, "attempt": attempt, "error": type(exc).__name__})
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            ctx.connections.reset()
+
+    try:
+        return retry_transient(
+            lambda: _run(msg, ctx),
+            is_transient=is_transient,
+            max_retries=ctx.max_retries,
+            on_retry=on_retry,
+            base_s=ctx.retry_base_s,
+        )
+    except Exception as exc:
+        if receive_count >= ctx.max_receive_count:
+            _mark_batch_failed(msg, ctx, exc, receive_count)
+        raise
+
+
+def _run(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
+    conns = ctx.connections
+    state = conns.state
+    shared = conns.shared_target
+    with state.transaction():
+        row = state.execute(
+            """SELECT b.status, m.status, m.dry_run, m.source, m.target, m.options, b.pending_create
+               FROM migration_batches b JOIN migration_states m ON m.id = b.migration_id
+               WHERE b.migration_id = %s AND b.batch_no = %s FOR UPDATE OF b""",
+            (msg.migration_id, msg.batch_no),
+        ).fetchone()
+        if row is None:
+            raise InvalidRequest(f"batch {msg.batch_no} of migration {msg.migration_id!r} is not planned")
+        batch_status, mig_status, dry_run, source_name, target_name, options, pending = row
+        if batch_status == "done":
+            return BatchResult(msg.migration_id, msg.batch_no, "duplicate")
+        if mig_status in ("rolling_back", "rolled_back"):
+            return BatchResult(msg.migration_id, msg.batch_no, "ignored")
+
+        source, target = get_source(source_name), get_target(target_name)
+        caps = target.check(conns.target)
+        users = source.fetch_range(conns.source, msg.after_id, msg.upto_id)
+        plan = _decide(users, msg, ctx, state, target, caps, options, pending_create=set(pending or ()))
+
+        if dry_run:
+            # Same decisions, no writes: what the real run would count, from the same code path.
+            _add_outcomes(
+                plan, {u.id for u in plan.create}, {u.id for u in plan.create}, {u.id for u in plan.adopt}, {}
+            )
+            return _finish(state, msg, users, plan)
+        if shared:
+            _write_shared(plan, msg, source_name, state, target, caps)
+            return _finish(state, msg, users, plan)
+        # Two databases cannot share a transaction: record the intent and commit it, write the
+        # target idempotently, then record the outcome. A retry after a crash in between finds its
+        # own rows through pending_create and counts them as created (see _decide).
+        state.execute(
+            "UPDATE migration_batches SET pending_create = %s WHERE migration_id = %s AND batch_no = %s",
+            ([u.id for u in plan.create], msg.migration_id, msg.batch_no),
+        )
+    created, failed = _write_target(conns.target, target, plan.create, caps)
+    with state.transaction():
+        still_open = state.execute(
+            "SELECT status FROM migration_batches WHERE migration_id = %s AND batch_no = %s FOR UPDATE",
+            (msg.migration_id, msg.batch_no),
+        ).fetchone()
+        if still_open is None or still_open[0] == "done":
+            return BatchResult(msg.migration_id, msg.batch_no, "duplicate")
+        _track(state, plan, created, failed, msg, source_name)
+        return _finish(state, msg, users, plan)
+
+
+def _decide(
+    users: Sequence[SourceUser],
+    msg: BatchMessage,
+    ctx: EngineContext,
+    state: psycopg.Connection,
+    target: BetterAuthTarget,
+    caps: TargetCapabilities,
+    options: dict[str, Any],
+    *,
+    pending_create: set[str],
+) -> _Plan:
+    plan = _Plan()
+    now = datetime.now(UTC)
+    policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
+    pipeline = resolve_pipeline(options.get("transforms"))
+    drafts: list[TargetUser] = []
+    for user in users:
+        verdict = classify(user, policy)
+        if verdict is not None:
+            plan.outcomes.append(verdict)
+        else:
+            drafts.append(transform(user, pipeline, now=now))
+    if not drafts:
+        return plan
+
+    ids = [d.id for d in drafts]
+    emails = [d.email for d in drafts]
+    already = {
+        r[0] for r in state.execute("SELECT original_id FROM migrated_users WHERE original_id = ANY(%s)", (ids,))
+    }
+    case_dupes = {
+        r[0]
+        for r in state.execute(
+            "SELECT email_lower FROM migration_email_conflicts WHERE migration_id = %s AND email_lower = ANY(%s)",
+            (msg.migration_id, emails),
+        )
+    }
+    existing = target.lookup(ctx.connections.target, ids, emails)
+    seen_emails: set[str] = set()
+    for draft in drafts:
+        if draft.id in already:
+            plan.outcomes.append(Outcome(draft.id, OutcomeKind.ALREADY_MIGRATED, "already_migrated"))
+        elif draft.email in case_dupes or draft.email in seen_emails:
+            plan.outcomes.append(
+                Outcome(
+                    draft.id,
+                    OutcomeKind.CONFLICT,
+                    "email_case_duplicate",
+                    "several source users share this email ignoring case; a person must decide",
+                )
+            )
+        elif draft.id in existing.email_by_id:
+            if draft.id in pending_create:
+                plan.create.append(draft)  # our own row from an interrupted earlier attempt
+            elif existing.email_by_id[draft.id] == draft.email:
+                plan.adopt.append(draft)
+            else:
+                plan.outcomes.append(
+                    Outcome(
+                        draft.id,
+                        OutcomeKind.CONFLICT,
+                        "id_taken_in_target",
+                        "the target holds this id with another email",
+                    )
+                )
+        elif draft.email in existing.id_by_email:
+            plan.outcomes.append(
+                Outcome(
+                    draft.id,
+                    OutcomeKind.CONFLICT,
+                    "email_taken_in_target",
+                    "another target user already has this email; not merged",
+                    {"target_user_id": existing.id_by_email[draft.email]},
+                )
+            )
+        else:
+            plan.create.append(draft)
+        seen_emails.add(draft.email)
+    return plan
+
+
+def _write_target(
+    conn: psycopg.Connection, target: BetterAuthTarget, users: Sequence[TargetUser], caps: TargetCapabilities
+) -> tuple[set[str], dict[str, Outcome]]:
+    """Insert set-wise; if the set fails, retry user by user in savepoints to isolate the bad ones."""
+    try:
+        with conn.transaction():
+            return target.insert(conn, users, caps), {}
+    except (pg_errors.IntegrityError, pg_errors.DataError):
+        pass
+    created: set[str] = set()
+    failed: dict[str, Outcome] = {}
+    for user in users:
+        try:
+            with conn.transaction():
+                created |= target.insert(conn, [user], caps)
+        except (pg_errors.IntegrityError, pg_errors.DataError) as exc:
+            failed[user.id] = _rejection(user, exc)
+    return created, failed
+
+
+def _rejection(user: TargetUser, exc: psycopg.Error) -> Outcome:
+    if isinstance(exc, pg_errors.UniqueViolation):
+        return Outcome(
+            user.id,
+            OutcomeKind.CONFLICT,
+            "email_taken_in_target",
+            "another target user took this email meanwhile",
+        )
+    return Outcome(
+        user.id,
+        OutcomeKind.INVALID,
+        "rejected_by_target",
+        "the target database rejected this user's data",
+        {"sqlstate": exc.sqlstate},
+    )
+
+
+def _write_shared(
+    plan: _Plan,
+    msg: BatchMessage,
+    source_name: str,
+    conn: psycopg.Connection,
+    target: BetterAuthTarget,
+    caps: TargetCapabilities,
+) -> None:
+    """One database: claim + target rows per user in one savepoint, set-wise first, per user on failure."""
+
+    def write(users: Sequence[TargetUser]) -> tuple[set[str], set[str]]:
+        claimed = _claim(conn, users, msg, source_name, created=True)
+        mine = [u for u in users if u.id in claimed]
+        created = target.insert(conn, mine, caps)
+        lost_race = claimed - created
+        if lost_race:  # the target row appeared after our lookup: adopted, not created
+            conn.execute(
+                "UPDATE migrated_users SET created_target = false WHERE original_id = ANY(%s)",
+                (list(lost_race),),
+            )
+        return claimed, created
+
+    claimed: set[str] = set()
+    created: set[str] = set()
+    failed: dict[str, Outcome] = {}
+    try:
+        with conn.transaction():
+            claimed, created = write(plan.create)
+    except (pg_errors.IntegrityError, pg_errors.DataError):
+        for user in plan.create:
+            try:
+                with conn.transaction():
+                    c, k = write([user])
+                    claimed |= c
+                    created |= k
+            except (pg_errors.IntegrityError, pg_errors.DataError) as exc:
+                failed[user.id] = _rejection(user, exc)
+    adopted = _claim(conn, plan.adopt, msg, source_name, created=False)
+    _add_outcomes(plan, claimed, created, adopted, failed)
+    _mark_status(conn, [u for u in plan.create + plan.adopt if u.id in claimed | adopted], msg)
+
+
+def _track(
+    state: psycopg.Connection,
+    plan: _Plan,
+    created: set[str],
+    failed: dict[str, Outcome],
+    msg: BatchMessage,
+    source_name: str,
+) -> None:
+    """Two-database mode: tracking rows after the target write (created, or adopted by an earlier run)."""
+    ok = [u for u in plan.create if u.id not in failed]
+    claimed = _claim(state, ok, msg, source_name, created=True)
+    adopted = _claim(state, plan.adopt, msg, source_name, created=False)
+    _add_outcomes(plan, claimed, created | claimed, adopted, failed)
+    _mark_status(state, [u for u in ok + plan.adopt if u.id in claimed | adopted], msg)
+
+
+def _add_outcomes(
+    plan: _Plan, claimed: set[str], created: set[str], adopted: set[str], failed: dict[str, Outcome]
+) -> None:
+    for user in plan.create:
+        if user.id in failed:
+            plan.outcomes.append(failed[user.id])
+        elif user.id not in claimed:
+            plan.outcomes.append(Outcome(user.id, OutcomeKind.ALREADY_MIGRATED, "already_migrated"))
+        elif user.id in created:
+            plan.outcomes.append(Outcome(user.id, OutcomeKind.MIGRATED, "migrated", details=_flags(user)))
+        else:
+            plan.outcomes.append(Outcome(user.id, OutcomeKind.ADOPTED, "adopted"))
+    for user in plan.adopt:
+        kind = OutcomeKind.ADOPTED if user.id in adopted else OutcomeKind.ALREADY_MIGRATED
+        plan.outcomes.append(Outcome(user.id, kind, kind.value))
+
+
+def _flags(user: TargetUser) -> dict[str, Any] | None:
+    return {"flags": user.flags} if user.flags else None
+
+
+def _claim(
+    conn: psycopg.Connection,
+    users: Sequence[TargetUser],
+    msg: BatchMessage,
+    source_name: str,
+    *,
+    created: bool,
+) -> set[str]:
+    """Insert tracking rows; returns the ids this call claimed (a concurrent claimer blocks us, then wins)."""
+    if not users:
+        return set()
+    rows = conn.execute(
+        """INSERT INTO migrated_users
+               (original_id, new_auth_id, email, migration_id, source, created_target, flags, metadata)
+           SELECT o, o, e, %s, %s, %s, f::text[], m
+           FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[]) AS t(o, e, f, m)
+           ON CONFLICT (original_id) DO NOTHING RETURNING original_id""",
+        (
+            msg.migration_id,
+            source_name,
+            created,
+            [u.id for u in users],
+            [u.email for u in users],
+            ["{" + ",".join(u.flags) + "}" for u in users],
+            [json.dumps(u.metadata, default=str) for u in users],
+        ),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _mark_status(conn: psycopg.Connection, users: Sequence[TargetUser], msg: BatchMessage) -> None:
+    if not users:
+        return
+    conn.execute(
+        """INSERT INTO user_migration_status (user_id, email, state, supabase_migrated, better_auth_migrated,
+                                              migration_id, migration_completed_at)
+           SELECT u, e, 'migrated_bulk', true, true, %s, now() FROM unnest(%s::text[], %s::text[]) AS t(u, e)
+           ON CONFLICT (user_id) DO UPDATE SET state = 'migrated_bulk', better_auth_migrated = true,
+               migration_id = EXCLUDED.migration_id, migration_completed_at = now(), updated_at = now()""",
+        (msg.migration_id, [u.id for u in users], [u.email for u in users]),
+    )
+
+
+def _finish(state: psycopg.Connection, msg: BatchMessage, users: Sequence[SourceUser], plan: _Plan) -> BatchResult:
+    counts = Counter(o.key for o in plan.outcomes)
+    result = BatchResult(msg.migration_id, msg.batch_no, "done", len(users), dict(counts))
+    recorded = [o for o in plan.outcomes if o.kind not in _TRACKED_KINDS]
+    if recorded:
+        state.execute(
+            """INSERT INTO migration_errors (migration_id, user_id, batch_no, error_kind, error_code,
+                                             error_message, error_details)
+               SELECT %s, u, %s, k, c, m, d FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[])
+                   AS t(u, k, c, m, d)
+               ON CONFLICT (migration_id, user_id, error_code) WHERE user_id IS NOT NULL DO NOTHING""",
+            (
+                msg.migration_id,
+                msg.batch_no,
+                [o.user_id for o in recorded],
+                [o.kind.value for o in recorded],
+                [o.code for o in recorded],
+                [o.message or o.code for o in recorded],
+                [json.dumps(o.details) if o.details else None for o in recorded],
+            ),
+        )
+    state.execute(
+        """UPDATE migration_batches SET status = 'done', attempts = attempts + 1, user_count = %s,
+                  outcomes = %s, pending_create = NULL, completed_at = now()
+           WHERE migration_id = %s AND batch_no = %s""",
+        (len(users), json.dumps(result.outcomes), msg.migration_id, msg.batch_no),
+    )
+    state.execute(
+        """UPDATE migration_states SET processed_count = processed_count + %s, error_count = error_count + %s,
+                  batches_done = batches_done + 1,
+                  last_processed_id = CASE WHEN last_processed_id IS NULL OR last_processed_id < %s
+                                           THEN %s ELSE last_processed_id END
+           WHERE id = %s""",
+        (len(users), result.errors, msg.upto_id, msg.upto_id, msg.migration_id),
+    )
+    state.execute(f"UPDATE migration_states SET {finish_status_sql()} WHERE id = %s", (msg.migration_id,))
+    return result
+
+
+_TRACKED_KINDS = frozenset({OutcomeKind.MIGRATED, OutcomeKind.ADOPTED, OutcomeKind.ALREADY_MIGRATED})
+
+
+def _mark_batch_failed(msg: BatchMessage, ctx: EngineContext, exc: BaseException, receive_count: int) -> None:
+    """Last receive: the message is about to go to the DLQ. Say so in the state, best effort."""
+    try:
+        state = ctx.connections.state
+        with state.transaction():
+            row = state.execute(
+                """UPDATE migration_batches SET status = 'failed', attempts = attempts + 1
+                   WHERE migration_id = %s AND batch_no = %s AND status NOT IN ('done', 'failed') RETURNING 1""",
+                (msg.migration_id, msg.batch_no),
+            ).fetchone()
+            if row is None:
+                return
+            state.execute(
+                """INSERT INTO migration_errors (migration_id, user_id, batch_no, error_kind, error_code,
+                                                 error_message, attempt)
+                   VALUES (%s, NULL, %s, 'failed', 'batch_failed', %s, %s)""",
+                (
+                    msg.migration_id,
+                    msg.batch_no,
+                    f"{type(exc).__name__} after {receive_count} receives",
+                    receive_count,
+                ),
+            )
+            state.execute(
+                "UPDATE migration_states SET batches_failed = batches_failed + 1 WHERE id = %s",
+                (msg.migration_id,),
+            )
+            state.execute(f"UPDATE migration_states SET {finish_status_sql()} WHERE id = %s", (msg.migration_id,))
+    except psycopg.Error as db_exc:
+        ctx.log("could not mark batch failed", {"batch_no": msg.batch_no, "error": type(db_exc).__name__})

@@ -1,0 +1,208 @@
+"""Start and resume: plan keyset batches of the source into migration_batches, then enqueue them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from auth_migration.engine.context import EngineContext
+from auth_migration.engine.state import finish_status_sql, load_migration, new_migration_id
+from auth_migration.exceptions import ConfigError, InvalidRequest, StateConflict
+from auth_migration.models import BatchMessage
+from auth_migration.sources import SOURCES, UserSource, get_source
+from auth_migration.store import require_schema
+from auth_migration.targets import TARGETS, get_target
+from auth_migration.transforms import resolve_pipeline
+
+MAX_BATCH_SIZE = 10_000
+_ENQUEUE_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    source: str = "supabase"
+    target: str = "better-auth"
+    dry_run: bool = False
+    batch_size: int = 100
+    transforms: Sequence[str] | None = None
+
+    def validate(self) -> None:
+        if self.source not in SOURCES:
+            raise InvalidRequest(f"unknown source {self.source!r}; known: {', '.join(sorted(SOURCES))}")
+        if self.target not in TARGETS:
+            raise InvalidRequest(f"unknown target {self.target!r}; known: {', '.join(sorted(TARGETS))}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+            raise InvalidRequest("batch_size must be an integer")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise InvalidRequest(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}")
+        resolve_pipeline(self.transforms)
+
+
+@dataclass
+class PlanResult:
+    migration_id: str
+    status: str
+    batches_planned: int = 0
+    batches_enqueued: int = 0
+    email_conflicts: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def start_migration(request: StartRequest, ctx: EngineContext) -> PlanResult:
+    """Create a migration, plan all its batches, and enqueue them (nothing is written before checks pass)."""
+    request.validate()
+    conns = ctx.connections
+    require_schema(conns.state)
+    source = get_source(request.source)
+    source.check(conns.source)
+    get_target(request.target).check(conns.target)
+    if ctx.queue is None:
+        raise ConfigError("no batch queue configured (MIGRATION_QUEUE_URL)")
+
+    migration_id = new_migration_id()
+    options: dict[str, Any] = {}
+    if request.transforms is not None:
+        options["transforms"] = list(request.transforms)
+    with conns.state.transaction():
+        conns.state.execute(
+            """INSERT INTO migration_states (id, status, source, target, dry_run, batch_size, options)
+               VALUES (%s, 'planning', %s, %s, %s, %s, %s::jsonb)""",
+            (
+                migration_id,
+                request.source,
+                request.target,
+                request.dry_run,
+                request.batch_size,
+                Jsonb(options),
+            ),
+        )
+    conflicts = _record_email_conflicts(conns.state, conns.source, source, migration_id)
+    planned = _plan_batches(ctx, source, migration_id, None, request.batch_size)
+    _set_running(conns.state, migration_id)
+    enqueued = _enqueue(ctx, migration_id)
+    status = load_migration(conns.state, migration_id).status
+    return PlanResult(migration_id, status, planned, enqueued, conflicts)
+
+
+def resume_migration(migration_id: str, ctx: EngineContext) -> PlanResult:
+    """Plan batches for users added past the last planned id, then re-send every batch not done."""
+    conns = ctx.connections
+    require_schema(conns.state)
+    migration = load_migration(conns.state, migration_id)
+    if migration.status in ("rolling_back", "rolled_back"):
+        raise StateConflict(f"migration {migration_id} was rolled back; start a new one")
+    if ctx.queue is None:
+        raise ConfigError("no batch queue configured (MIGRATION_QUEUE_URL)")
+    source = get_source(migration.source)
+    source.check(conns.source)
+    conflicts = _record_email_conflicts(conns.state, conns.source, source, migration_id)
+    planned = _plan_batches(ctx, source, migration_id, migration.planned_through_id, migration.batch_size)
+    with conns.state.transaction():
+        requeued = conns.state.execute(
+            """UPDATE migration_batches SET status = 'planned'
+               WHERE migration_id = %s AND status IN ('queued', 'failed') RETURNING status""",
+            (migration_id,),
+        ).rowcount
+        conns.state.execute(
+            """UPDATE migration_states SET status = 'running', completed_at = NULL, updated_at = now(),
+                      batches_failed = (SELECT count(*) FROM migration_batches
+                                        WHERE migration_id = %s AND status = 'failed')
+               WHERE id = %s""",
+            (migration_id, migration_id),
+        )
+        conns.state.execute(f"UPDATE migration_states SET {finish_status_sql()} WHERE id = %s", (migration_id,))
+    enqueued = _enqueue(ctx, migration_id)
+    status = load_migration(conns.state, migration_id).status
+    return PlanResult(migration_id, status, planned, enqueued, conflicts, {"requeued": requeued})
+
+
+def _record_email_conflicts(
+    state: psycopg.Connection, source_conn: psycopg.Connection, source: UserSource, migration_id: str
+) -> int:
+    rows = list(source.email_collisions(source_conn))
+    with state.transaction():
+        if rows:
+            state.cursor().executemany(
+                """INSERT INTO migration_email_conflicts (migration_id, email_lower, user_ids) VALUES (%s, %s, %s)
+                   ON CONFLICT (migration_id, email_lower) DO UPDATE SET user_ids = EXCLUDED.user_ids""",
+                [(migration_id, email, ids) for email, ids in rows],
+            )
+    return len(rows)
+
+
+def _plan_batches(
+    ctx: EngineContext, source: UserSource, migration_id: str, after_id: str | None, batch_size: int
+) -> int:
+    """Append batches covering (after_id, last id]; memory holds one chunk of boundaries at a time."""
+    state = ctx.connections.state
+    row = state.execute(
+        "SELECT coalesce(max(batch_no), 0) FROM migration_batches WHERE migration_id = %s", (migration_id,)
+    ).fetchone()
+    next_no = int(row[0]) + 1 if row else 1
+    planned = 0
+    previous = after_id
+    bounds = source.batch_boundaries(ctx.connections.source, after_id, batch_size)
+    for chunk in _chunks(bounds, 5000):
+        rows = []
+        for upto in chunk:
+            rows.append((migration_id, next_no, previous, upto))
+            previous, next_no = upto, next_no + 1
+        with state.transaction():
+            with (
+                state.cursor() as cur,
+                cur.copy("COPY migration_batches (migration_id, batch_no, after_id, upto_id) FROM STDIN") as copy,
+            ):
+                for r in rows:
+                    copy.write_row(r)
+            state.execute(
+                """UPDATE migration_states SET planned_through_id = %s, batches_total = batches_total + %s,
+                          updated_at = now() WHERE id = %s""",
+                (previous, len(rows), migration_id),
+            )
+        planned += len(rows)
+    return planned
+
+
+def _chunks(items: Iterator[str], size: int) -> Iterator[list[str]]:
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+def _set_running(state: psycopg.Connection, migration_id: str) -> None:
+    with state.transaction():
+        state.execute(
+            "UPDATE migration_states SET status = 'running', updated_at = now() WHERE id = %s", (migration_id,)
+        )
+        # An empty source completes at once.
+        state.execute(f"UPDATE migration_states SET {finish_status_sql()} WHERE id = %s", (migration_id,))
+
+
+def _enqueue(ctx: EngineContext, migration_id: str) -> int:
+    """Send every 'planned' batch, marking each 'queued' only after SQS accepted it (so a crash re-sends)."""
+    assert ctx.queue is not None
+    state = ctx.connections.state
+    sent = 0
+    last_no = 0
+    while True:
+        rows = state.execute(
+            """SELECT batch_no, after_id, upto_id FROM migration_batches
+               WHERE migration_id = %s AND status = 'planned' AND batch_no > %s ORDER BY batch_no LIMIT %s""",
+            (migration_id, last_no, _ENQUEUE_CHUNK),
+        ).fetchall()
+        if not rows:
+            return sent
+        messages = [BatchMessage(migration_id, no, after, upto) for no, after, upto in rows]
+        ctx.queue.send(messages)
+        with state.transaction():
+            state.execute(
+                """UPDATE migration_batches SET status = 'queued'
+                   WHERE migration_id = %s AND batch_no = ANY(%s) AND status = 'planned'""",
+                (migration_id, [m.batch_no for m in messages]),
+            )
+        sent += len(messages)
+        last_no = messages[-1].batch_no

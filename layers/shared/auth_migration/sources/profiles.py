@@ -1,0 +1,90 @@
+"""The seed's legacy `profiles` table as a source (id, email, names, avatar, optional password hash)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from auth_migration.exceptions import ConfigError
+from auth_migration.models import SourceUser
+from auth_migration.sources.keyset import boundaries, id_type_of
+
+_TABLE = "public.profiles"
+_PASSWORD_COLUMN = "password_hash"  # noqa: S105 - a column name, not a secret
+
+
+class ProfilesSource:
+    """Unlike the seed, invalid emails are not filtered out in SQL: they are read so that each lands
+    in migration_errors with its reason instead of silently vanishing."""
+
+    name = "profiles"
+
+    def __init__(self) -> None:
+        self._id_type = ""
+        self._has_password: bool | None = None
+
+    def check(self, conn: psycopg.Connection) -> None:
+        self._id_type = id_type_of(conn, _TABLE)
+        if not self._id_type:
+            raise ConfigError(f"source 'profiles' needs a table {_TABLE} with an id column in OLD_DATABASE_URL")
+
+    def _ensure(self, conn: psycopg.Connection) -> None:
+        if not self._id_type:
+            self.check(conn)
+        if self._has_password is None:
+            row = conn.execute(
+                """SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s)
+                                  AND attname = %s AND NOT attisdropped)""",
+                (_TABLE, _PASSWORD_COLUMN),
+            ).fetchone()
+            self._has_password = bool(row and row[0])
+
+    def batch_boundaries(self, conn: psycopg.Connection, after_id: str | None, batch_size: int) -> Iterator[str]:
+        self._ensure(conn)
+        return boundaries(conn, sql.SQL(_TABLE), self._id_type, after_id, batch_size)
+
+    def fetch_range(self, conn: psycopg.Connection, after_id: str | None, upto_id: str) -> list[SourceUser]:
+        self._ensure(conn)
+        id_type = sql.SQL(self._id_type)
+        password = sql.Identifier(_PASSWORD_COLUMN) if self._has_password else sql.SQL("NULL::text")
+        after = sql.SQL("id > %(after)s::{} AND").format(id_type) if after_id is not None else sql.SQL("")
+        query = sql.SQL(
+            """SELECT id::text AS id, email, username, first_name, last_name, avatar_url,
+                      created_at, updated_at, {password} AS password_hash
+               FROM {table} WHERE {after} id <= %(upto)s::{id_type} ORDER BY id"""
+        ).format(password=password, table=sql.SQL(_TABLE), after=after, id_type=id_type)
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, {"after": after_id, "upto": upto_id})
+            return [_to_source_user(row) for row in cur]
+
+    def email_collisions(self, conn: psycopg.Connection) -> Iterator[tuple[str, list[str]]]:
+        rows = conn.execute(
+            sql.SQL(
+                """SELECT lower(email), array_agg(id::text ORDER BY id) FROM {} WHERE email IS NOT NULL
+                   AND email <> '' GROUP BY lower(email) HAVING count(*) > 1"""
+            ).format(sql.SQL(_TABLE))
+        )
+        for email, ids in rows:
+            yield str(email), list(ids)
+
+
+def _to_source_user(row: dict[str, Any]) -> SourceUser:
+    metadata = {key: row[key] for key in ("username", "first_name", "last_name", "avatar_url") if row[key] is not None}
+    created = row["created_at"]
+    return SourceUser(
+        id=row["id"],
+        email=row["email"] or None,
+        password_hash=row["password_hash"] or None,
+        # The seed creates these users with email_confirm: true: the legacy system vouched for them.
+        email_confirmed_at=created or datetime.now(UTC),
+        user_metadata=metadata,
+        app_metadata={"provider": "legacy_profiles"},
+        created_at=created,
+        updated_at=row["updated_at"],
+        origin="legacy_profiles",
+    )

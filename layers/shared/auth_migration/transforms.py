@@ -1,0 +1,182 @@
+"""Source user -> Better-Auth user draft, then a pipeline of pluggable transforms (the seed's, by name)."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from auth_migration.exceptions import InvalidRequest
+from auth_migration.models import SourceUser, TargetAccount, TargetUser
+from auth_migration.validation import is_banned
+
+Transform = Callable[[TargetUser, SourceUser], None]
+
+#: Namespace of derived account ids: uuid5(provider:account) is the same on every run, so a re-run
+#: finds the account an earlier run made instead of adding a second copy.
+ACCOUNT_ID_NAMESPACE = uuid.UUID("6f1c1e3a-1d7e-5b7e-9a51-6d2f0b7a4c11")
+CREDENTIAL_PROVIDER = "credential"
+BCRYPT_RE = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
+MAX_NAME_LENGTH = 255
+MAX_URL_LENGTH = 2048
+MAX_METADATA_BYTES = 64 * 1024
+
+
+def account_id_for(provider: str, account_id: str) -> str:
+    return str(uuid.uuid5(ACCOUNT_ID_NAMESPACE, f"{provider}:{account_id}"))
+
+
+def build_target(user: SourceUser, *, now: datetime | None = None) -> TargetUser:
+    """The Better-Auth draft of a validated source user (email present and well-formed).
+
+    The email is always lowercased: Better-Auth looks users up by the lowercased email, so a
+    mixed-case stored email could never sign in. That is not optional, hence not a transform.
+    """
+    now = now or datetime.now(UTC)
+    email = (user.email or "").strip().lower()
+    created = user.created_at or now
+    draft = TargetUser(
+        id=user.id,
+        email=email,
+        name=_name_from(user.user_metadata) or email.split("@", 1)[0],
+        email_verified=user.email_confirmed_at is not None,
+        image=_image_from(user.user_metadata),
+        created_at=created,
+        updated_at=max(user.updated_at or created, created),
+    )
+    if user.password_hash:
+        if BCRYPT_RE.match(user.password_hash):
+            draft.accounts.append(
+                TargetAccount(
+                    id=account_id_for(CREDENTIAL_PROVIDER, user.id),
+                    provider_id=CREDENTIAL_PROVIDER,
+                    account_id=user.id,
+                    password=user.password_hash,
+                )
+            )
+        else:
+            draft.flags.append("unsupported_password_hash")
+    for identity in user.identities:
+        draft.accounts.append(
+            TargetAccount(
+                id=account_id_for(identity.provider, identity.provider_id),
+                provider_id=identity.provider,
+                account_id=identity.provider_id,
+            )
+        )
+    if not any(a.provider_id == CREDENTIAL_PROVIDER for a in draft.accounts):
+        draft.flags.append("oauth_only" if user.identities else "no_credentials")
+    if not draft.email_verified:
+        draft.flags.append("unverified_email")
+    if is_banned(user, now):
+        draft.banned, draft.ban_expires = True, user.banned_until
+        draft.flags.append("banned")
+    draft.metadata = user.user_metadata if isinstance(user.user_metadata, dict) else {}
+    if user.user_metadata is not None and not isinstance(user.user_metadata, dict):
+        draft.flags.append("non_object_metadata")
+    return draft
+
+
+def _name_from(meta: Any) -> str | None:
+    if not isinstance(meta, dict):
+        return None
+    for key in ("full_name", "name"):
+        if isinstance(meta.get(key), str) and meta[key].strip():
+            return str(meta[key])
+    parts = [meta.get(k) for k in ("first_name", "last_name")]
+    joined = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    if joined:
+        return joined
+    for key in ("user_name", "username", "preferred_username"):
+        if isinstance(meta.get(key), str) and meta[key].strip():
+            return str(meta[key])
+    return None
+
+
+def _image_from(meta: Any) -> str | None:
+    if not isinstance(meta, dict):
+        return None
+    for key in ("avatar_url", "picture"):
+        if isinstance(meta.get(key), str):
+            return str(meta[key])
+    return None
+
+
+# --- the pluggable transforms -------------------------------------------------------------------
+
+
+def clean_name(draft: TargetUser, _source: SourceUser) -> None:
+    """Strip control characters and cap the length: metadata names are user input of any shape."""
+    name = "".join(ch for ch in draft.name if unicodedata.category(ch)[0] != "C").strip()
+    if len(name) > MAX_NAME_LENGTH:
+        name = name[:MAX_NAME_LENGTH]
+        draft.flags.append("name_truncated")
+    draft.name = name or draft.email.split("@", 1)[0]
+
+
+def capitalize_names(draft: TargetUser, _source: SourceUser) -> None:
+    """The seed's capitalizeFirst, applied only to all-lowercase names so "van der Berg" survives."""
+    if draft.name and draft.name == draft.name.lower() and "@" not in draft.name:
+        draft.name = " ".join(word[:1].upper() + word[1:] for word in draft.name.split(" "))
+
+
+def validate_avatar_url(draft: TargetUser, _source: SourceUser) -> None:
+    """Keep only absolute http(s) URLs of sane length; anything else is dropped and flagged."""
+    if draft.image is None:
+        return
+    url = draft.image.strip()
+    parts = urlsplit(url) if len(url) <= MAX_URL_LENGTH and not any(c.isspace() for c in url) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        draft.image = None
+        draft.flags.append("avatar_url_dropped")
+    else:
+        draft.image = url
+
+
+def mark_source_metadata(draft: TargetUser, source: SourceUser) -> None:
+    """The seed's metadata markers, kept in migrated_users.metadata (Better-Auth's user has no such column)."""
+    size = len(json.dumps(draft.metadata, default=str))
+    if size > MAX_METADATA_BYTES:
+        draft.metadata = {"truncated": True, "original_bytes": size}
+        draft.flags.append("metadata_truncated")
+    draft.metadata = {
+        **draft.metadata,
+        "migrated_from": source.origin,
+        "original_id": source.id,
+        "original_created_at": source.created_at.isoformat() if source.created_at else None,
+    }
+
+
+TRANSFORMS: dict[str, Transform] = {
+    "clean_name": clean_name,
+    "capitalize_names": capitalize_names,
+    "validate_avatar_url": validate_avatar_url,
+    "mark_source_metadata": mark_source_metadata,
+}
+DEFAULT_TRANSFORMS: tuple[str, ...] = (
+    "clean_name",
+    "capitalize_names",
+    "validate_avatar_url",
+    "mark_source_metadata",
+)
+
+
+def resolve_pipeline(names: Sequence[str] | None) -> list[Transform]:
+    """The transforms named (default: the seed's set), failing fast on an unknown name."""
+    chosen = DEFAULT_TRANSFORMS if names is None else tuple(names)
+    unknown = [n for n in chosen if n not in TRANSFORMS]
+    if unknown:
+        raise InvalidRequest(f"unknown transform(s) {unknown}; known: {', '.join(sorted(TRANSFORMS))}")
+    return [TRANSFORMS[n] for n in chosen]
+
+
+def transform(user: SourceUser, pipeline: Sequence[Transform], *, now: datetime | None = None) -> TargetUser:
+    draft = build_target(user, now=now)
+    for step in pipeline:
+        step(draft, user)
+    return draft

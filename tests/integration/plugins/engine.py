@@ -1,0 +1,87 @@
+"""A migration database (Supabase source, Better-Auth target, state) and an engine that runs batches inline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.resources import files
+
+import psycopg
+import pytest
+
+from auth_migration.connections import Connections
+from auth_migration.engine import EngineContext, process_batch
+from auth_migration.engine.batch import BatchResult
+from auth_migration.queue import ListQueue
+from auth_migration.store import upgrade
+from auth_migration_ops.supabase_data import create_profiles_schema, create_supabase_schema
+
+
+def create_better_auth_schema(url: str) -> None:
+    ddl = (files("auth_migration_ops") / "sql" / "better_auth_schema.sql").read_text("utf-8")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(ddl.encode())
+
+
+def prepare_migration_db(url: str, *, profiles: bool = False) -> None:
+    create_supabase_schema(url)
+    if profiles:
+        create_profiles_schema(url, with_password_hash=True)
+    create_better_auth_schema(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        upgrade(conn)
+
+
+@dataclass
+class InlineEngine:
+    """The engine with every URL on one database and a list as the queue; drain() runs the batches."""
+
+    url: str
+    stage: str = "dev"
+    target_url: str | None = None
+    queue: ListQueue = field(default_factory=ListQueue)
+    contexts: list[EngineContext] = field(default_factory=list)
+
+    def context(self) -> EngineContext:
+        conns = Connections(self.url, self.url, self.target_url or self.url)
+        ctx = EngineContext(connections=conns, queue=self.queue, stage=self.stage, retry_base_s=0.01)
+        self.contexts.append(ctx)
+        return ctx
+
+    def drain(self, ctx: EngineContext | None = None) -> list[BatchResult]:
+        ctx = ctx or self.context()
+        results = []
+        while self.queue.messages:
+            results.append(process_batch(self.queue.messages.pop(0), ctx))
+        return results
+
+    def close(self) -> None:
+        for ctx in self.contexts:
+            ctx.connections.close()
+
+
+@pytest.fixture
+def migration_db(database: str) -> str:
+    prepare_migration_db(database, profiles=True)
+    return database
+
+
+@pytest.fixture
+def inline_engine(migration_db: str) -> Iterator[InlineEngine]:
+    engine = InlineEngine(migration_db)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def make_inline_engine() -> Iterator[Callable[..., InlineEngine]]:
+    made: list[InlineEngine] = []
+
+    def _make(url: str, **kwargs: object) -> InlineEngine:
+        engine = InlineEngine(url, **kwargs)  # type: ignore[arg-type]
+        made.append(engine)
+        return engine
+
+    yield _make
+    for engine in made:
+        engine.close()
