@@ -1,0 +1,26 @@
+"""Builds what a function needs from its Settings, once per container (cold start), reused while warm."""
+
+from __future__ import annotations
+
+from auth_migration.connections import Connections
+from auth_migration.engine import EngineContext
+from auth_migration.observability import logger
+from auth_migration.queue import BatchQueue, SqsBatchQueue
+from auth_migration.settings import Settings
+
+
+def engine_context(settings: Settings, *, queue: BatchQueue | None = None) -> EngineContext:
+    conns = Connections(
+        state_url=settings.new_database_url,
+        source_url=settings.old_database_url,
+        target_url=settings.better_auth_database_url or settings.new_database_url,
+    )
+    if queue is None and settings.migration_queue_url:
+        queue = SqsBatchQueue(settings.migration_queue_url)
+    return EngineContext(
+        connections=conns,
+        queue=queue,
+        stage=settings.stage,
+        max_receive_count=settings.max_receive_count,
+        log=lambda msg, extra: logger.info(msg, extra=extra),
+    )
