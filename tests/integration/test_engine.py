@@ -78,7 +78,7 @@ def test_users_keep_ids_emails_lowercased_and_oauth_identities_become_accounts(i
 
     upper_id = manifest.ids_by_case["uppercase_email"][0]
     with psycopg.connect(inline_engine.url) as conn:
-        email, = conn.execute('SELECT email FROM "user" WHERE id = %s', (upper_id,)).fetchone()  # type: ignore[misc]
+        (email,) = conn.execute('SELECT email FROM "user" WHERE id = %s', (upper_id,)).fetchone()  # type: ignore[misc]
         assert email == email.lower()
         source_oauth = conn.execute(
             "SELECT count(*) FROM auth.identities i JOIN migrated_users m ON m.original_id = i.user_id::text "
@@ -152,7 +152,7 @@ def test_dry_run_writes_nothing_and_predicts_the_real_run(inline_engine: InlineE
     assert dry["error_count"] == real["error_count"]
 
 
-def test_test_users_are_invalid_in_production_only(make_inline_engine, migration_db: str) -> None:  # type: ignore[no-untyped-def]
+def test_test_users_are_invalid_in_production_only(make_inline_engine, migration_db: str) -> None:
     manifest = generate_supabase_users(migration_db, 300, seed=6, bcrypt_rounds=4)
     engine = make_inline_engine(migration_db, stage="prod")
 
@@ -160,11 +160,8 @@ def test_test_users_are_invalid_in_production_only(make_inline_engine, migration
 
     assert report["outcomes"] == dict(expected_counts(manifest, {"test_user": "invalid:test_user_in_production"}))
     with psycopg.connect(migration_db) as conn:
-        reasons = dict(
-            conn.execute(  # type: ignore[arg-type]
-                "SELECT user_id, error_code FROM migration_errors WHERE error_kind = 'invalid'"
-            ).fetchall()
-        )
+        rows = conn.execute("SELECT user_id, error_code FROM migration_errors WHERE error_kind = 'invalid'")
+        reasons: dict[str, str] = dict(rows.fetchall())
     for user_id in manifest.ids_by_case["test_user"]:
         assert reasons[user_id] == "test_user_in_production"
     for user_id in manifest.ids_by_case["invalid_email"]:
@@ -204,18 +201,26 @@ def test_rollback_removes_exactly_the_users_of_that_migration(inline_engine: Inl
             """INSERT INTO "user" (id, name, email, "emailVerified", "createdAt", "updatedAt")
                VALUES ('native-1', 'Native', 'native@example.org', true, now(), now())"""
         )
-    second_users = scalar(inline_engine.url, "SELECT count(*) FROM migrated_users WHERE migration_id = %s",
-                          second["migration_id"])
+    second_users = scalar(
+        inline_engine.url, "SELECT count(*) FROM migrated_users WHERE migration_id = %s", second["migration_id"]
+    )
     assert second_users == 100
 
     result = rollback_migration(str(first["migration_id"]), inline_engine.context())
 
     assert result.users_deleted == first_users
     assert scalar(inline_engine.url, 'SELECT count(*) FROM "user"') == second_users + 1
-    assert scalar(inline_engine.url, "SELECT count(*) FROM migrated_users WHERE migration_id = %s",
-                  first["migration_id"]) == 0
-    assert scalar(inline_engine.url, "SELECT count(*) FROM account a LEFT JOIN \"user\" u ON u.id = a.\"userId\" "
-                  "WHERE u.id IS NULL") == 0
+    assert (
+        scalar(inline_engine.url, "SELECT count(*) FROM migrated_users WHERE migration_id = %s", first["migration_id"])
+        == 0
+    )
+    assert (
+        scalar(
+            inline_engine.url,
+            'SELECT count(*) FROM account a LEFT JOIN "user" u ON u.id = a."userId" WHERE u.id IS NULL',
+        )
+        == 0
+    )
     report = migration_report(str(first["migration_id"]), inline_engine.context())
     assert report["status"] == "rolled_back"
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def _no_sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     def guard(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("unit tests must not open network connections")
 
     monkeypatch.setattr(socket.socket, "connect", guard)
     monkeypatch.setattr(socket, "create_connection", guard)
-    yield
