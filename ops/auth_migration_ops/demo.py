@@ -9,9 +9,9 @@ from importlib.resources import files
 from typing import Any
 
 import psycopg
-from auth_migration.store import upgrade
 from psycopg import sql
 
+from auth_migration.store import upgrade
 from auth_migration_ops.local_pipeline import LocalPipeline
 from auth_migration_ops.localdb import ensure_postgres
 from auth_migration_ops.progress import ProgressBar, format_report

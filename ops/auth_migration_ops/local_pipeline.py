@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from auth_migration.flags import Flags
 
+from auth_migration.flags import Flags
 from auth_migration_ops.invoke import LocalFunction
 from auth_migration_ops.local_aws import LocalAws, QueuePair, create_queue_with_dlq, put_parameters
 from auth_migration_ops.sqs_poller import EventSourceMapping
