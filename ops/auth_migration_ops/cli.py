@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     inv = sub.add_parser("invoke", help="run a template function in-process, like `sam local invoke`")
     inv.add_argument("function", help="logical id or short name, e.g. MigrationControl")
     inv.add_argument("-e", "--event", type=Path, required=True, help="event JSON file (see events/)")
+    inv.add_argument(
+        "--aws",
+        action="store_true",
+        help="use the AWS the environment points at, instead of a local moto SQS/SSM (the default)",
+    )
 
     demo = sub.add_parser("demo", help="local end-to-end migration of generated Supabase users into Better-Auth")
     demo.add_argument("--users", type=_positive, default=10_000)
@@ -149,12 +154,7 @@ def _run_local(settings: Settings, event: dict[str, Any], *, concurrency: int, a
     from auth_migration_ops.local_pipeline import LocalPipeline
     from auth_migration_ops.progress import ProgressBar
 
-    urls = {
-        "OLD_DATABASE_URL": settings.old_database_url,
-        "NEW_DATABASE_URL": settings.new_database_url,
-        "BETTER_AUTH_DATABASE_URL": settings.better_auth_database_url or settings.new_database_url,
-    }
-    with LocalPipeline(urls, stage=settings.stage, concurrency=concurrency) as pipeline:
+    with LocalPipeline(_database_urls(settings), stage=settings.stage, concurrency=concurrency) as pipeline:
         reply = pipeline.control(event)
         if not reply.get("ok"):
             return _print_reply(reply, as_json=as_json)
@@ -166,6 +166,14 @@ def _run_local(settings: Settings, event: dict[str, Any], *, concurrency: int, a
     return _print_reply(status, as_json=as_json)
 
 
+def _database_urls(settings: Settings) -> dict[str, str]:
+    return {
+        "OLD_DATABASE_URL": settings.old_database_url,
+        "NEW_DATABASE_URL": settings.new_database_url,
+        "BETTER_AUTH_DATABASE_URL": settings.better_auth_database_url or settings.new_database_url,
+    }
+
+
 def _invoke(args: argparse.Namespace) -> int:
     from auth_migration_ops.invoke import invoke_function, load_event
 
@@ -175,7 +183,14 @@ def _invoke(args: argparse.Namespace) -> int:
         print(f"auth-migrate: error: cannot read event {args.event}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        result = invoke_function(args.function, event)
+        if args.aws:
+            result = invoke_function(args.function, event)
+        else:
+            from auth_migration_ops.local_pipeline import LocalPipeline
+
+            settings = _settings(args)
+            with LocalPipeline(_database_urls(settings), stage=settings.stage) as pipeline:
+                result = pipeline.function(args.function).invoke(event, env_overrides=pipeline.env)
     except KeyError as exc:
         print(f"auth-migrate: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -198,3 +213,7 @@ def _print_reply(reply: dict[str, Any], *, as_json: bool) -> int:
 
 
 __all__ = ["build_parser", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

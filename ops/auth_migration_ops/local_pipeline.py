@@ -16,7 +16,6 @@ import psycopg
 from auth_migration.flags import Flags
 from auth_migration_ops.invoke import LocalFunction
 from auth_migration_ops.local_aws import LocalAws, QueuePair, create_queue_with_dlq, put_parameters
-from auth_migration_ops.sqs_poller import EventSourceMapping
 from auth_migration_ops.template import resolve_function
 
 QUEUE_NAME = "auth-migration-local-batches"
@@ -101,6 +100,8 @@ class LocalPipeline:
         on_progress: Callable[[Progress], None] | None = None,
     ) -> Progress:
         """Feed MigrateBatch until the queue is drained; report progress from the state database."""
+        from auth_migration_ops.sqs_poller import EventSourceMapping  # the invoke path needs no poller
+
         assert self.aws is not None and self.queue is not None
         batch_fn = self.function("MigrateBatch")
         env = self.env
