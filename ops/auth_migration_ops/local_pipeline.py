@@ -6,7 +6,9 @@ MigrateBatch handler with real SQS batches, visibility timeouts, redelivery and 
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,8 +52,13 @@ class LocalPipeline:
     def __enter__(self) -> LocalPipeline:
         self.aws = LocalAws()
         sqs = self.aws.client("sqs")
+        # moto keeps its state per process, shared by every server started in it: a unique name keeps
+        # two pipelines (or two tests) from meeting each other's queues.
         self.queue = create_queue_with_dlq(
-            sqs, QUEUE_NAME, max_receive_count=self.max_receive_count, visibility_timeout_s=self.visibility_timeout_s
+            sqs,
+            f"{QUEUE_NAME}-{uuid.uuid4().hex[:8]}",
+            max_receive_count=self.max_receive_count,
+            visibility_timeout_s=self.visibility_timeout_s,
         )
         put_parameters(self.aws.client("ssm"), f"/auth-migration/{self.stage}", Flags.defaults().as_parameters())
         return self
@@ -103,11 +110,17 @@ class LocalPipeline:
         from auth_migration_ops.sqs_poller import EventSourceMapping  # the invoke path needs no poller
 
         assert self.aws is not None and self.queue is not None
-        batch_fn = self.function("MigrateBatch")
+        spec = self.function("MigrateBatch").spec
         env = self.env
+        # One warm "container" per poller thread: a Lambda instance serves one invocation at a time,
+        # and its module-level connections must never be shared between concurrent batches.
+        containers = threading.local()
 
         def handler(event: dict[str, Any], _context: Any) -> Any:
-            return batch_fn.invoke(event, env_overrides=env)
+            function = getattr(containers, "function", None)
+            if function is None:
+                function = containers.function = LocalFunction(spec)
+            return function.invoke(event, env_overrides=env)
 
         esm = EventSourceMapping(
             self.aws.client("sqs"),
