@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -154,7 +155,11 @@ def _run_local(settings: Settings, event: dict[str, Any], *, concurrency: int, a
     from auth_migration_ops.local_pipeline import LocalPipeline
     from auth_migration_ops.progress import ProgressBar
 
-    with LocalPipeline(_database_urls(settings), stage=settings.stage, concurrency=concurrency) as pipeline:
+    # What the functions print is their log (stdout in Lambda); here stdout carries the report.
+    with (
+        contextlib.redirect_stdout(sys.stderr),
+        LocalPipeline(_database_urls(settings), stage=settings.stage, concurrency=concurrency) as pipeline,
+    ):
         reply = pipeline.control(event)
         if not reply.get("ok"):
             return _print_reply(reply, as_json=as_json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -58,7 +59,8 @@ def run_demo(*, users: int, batch_size: int, concurrency: int, database_url: str
         _say(f"generated {manifest.total:,} Supabase users in {time.monotonic() - t0:.1f} s", quiet=quiet)
 
         urls = {"OLD_DATABASE_URL": url, "NEW_DATABASE_URL": url, "BETTER_AUTH_DATABASE_URL": url}
-        with LocalPipeline(urls, concurrency=concurrency) as pipeline:
+        # What the functions print is their log (stdout in Lambda); here stdout carries the report.
+        with contextlib.redirect_stdout(sys.stderr), LocalPipeline(urls, concurrency=concurrency) as pipeline:
             reply = pipeline.control({"action": "start", "source": "supabase", "batch_size": batch_size})
             if not reply.get("ok"):
                 print(f"auth-migrate: error: {reply['error']['message']}", file=sys.stderr)

@@ -134,7 +134,7 @@ class LocalPipeline:
         with psycopg.connect(self.database_urls["NEW_DATABASE_URL"], autocommit=True) as conn:
             last = [0.0]
 
-            def progress(_stats: Any = None, *, force: bool = False) -> Progress:
+            def snapshot(*, force: bool = False) -> Progress:
                 now = time.monotonic()
                 row = conn.execute(
                     """SELECT status, processed_count, error_count, batches_done, batches_total
@@ -148,8 +148,11 @@ class LocalPipeline:
                     on_progress(p)
                 return p
 
+            def progress(_stats: Any) -> None:
+                snapshot()
+
             esm.run_until_drained(timeout_s=timeout_s, on_progress=progress)
-            return progress(force=True)
+            return snapshot(force=True)
 
     def dlq_depth(self) -> int:
         assert self.aws is not None and self.queue is not None

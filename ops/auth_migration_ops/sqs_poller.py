@@ -138,8 +138,7 @@ def build_sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str, regio
             "body": message["Body"],
             "attributes": dict(message.get("Attributes", {})),
             "messageAttributes": {
-                name: _lambda_message_attribute(value)
-                for name, value in message.get("MessageAttributes", {}).items()
+                name: _lambda_message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
             },
             "md5OfBody": message["MD5OfBody"],
             "eventSource": "aws:sqs",
@@ -278,9 +277,7 @@ class EventSourceMapping:
         self.concurrency = concurrency
         self.report_batch_item_failures = report_batch_item_failures
         self.wait_time_s = wait_time_s
-        self._context_factory: Callable[[], Any] = context_factory or (
-            lambda: LocalLambdaContext(region=self.region)
-        )
+        self._context_factory: Callable[[], Any] = context_factory or (lambda: LocalLambdaContext(region=self.region))
         self._receive_lock = _receive_lock(queue_url)
 
     # ---- one poll ------------------------------------------------------------------------------
