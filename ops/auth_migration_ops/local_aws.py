@@ -44,9 +44,10 @@ def _speed_up_moto_sqs_clock() -> None:
     """Give moto's SQS model a cheap "now"; same values, a fraction of the cost.
 
     moto reads the clock through datetime arithmetic (~5 us a call) once or twice per stored message on
-    every receive, delete and attribute read, so one call costs O(queue depth) clock reads: draining
-    300 messages took 4.3 s, 600 took 24 s. time.time() returns the same instant (moto's unix_time()
-    without an argument is UTC now as epoch seconds); calls with an explicit datetime keep moto's code.
+    every send, receive and delete, so each call costs O(queue depth). Measured (2 cores): enqueueing
+    and draining 1,000 messages took 10.9 s + 45.9 s with moto's clock, 1.1 s + 4.6 s with this one.
+    time.time() is the same instant (moto's argument-less unix_time() is UTC now as epoch seconds);
+    calls with an explicit datetime keep moto's code.
     """
     import importlib
 

@@ -189,10 +189,10 @@ def _region_of(arn: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # Receiving
 
-# moto's ReceiveMessage checks visibility and marks a message received without a lock, so two threads
-# of one process can both get the same message, and both try to move a poison message to the DLQ (the
-# second answers 500). Real SQS has no such race to guard against; serialising only the receive call of
-# pollers sharing a queue URL keeps the local run honest and costs nothing while handlers run in parallel.
+# moto's ReceiveMessage checks visibility, marks messages received and moves poison messages to the DLQ
+# without a lock. Seen with 6 threads: two receives moving the same message to the DLQ, the second
+# answering 500 (list.remove in moto). Real SQS has no such race; serialising only the receive call of
+# pollers sharing a queue URL in this process keeps local runs honest, while handlers still run in parallel.
 _receive_locks: dict[str, threading.Lock] = {}
 _receive_locks_guard = threading.Lock()
 

@@ -326,3 +326,15 @@ def test_attach_talks_to_a_running_server_and_leaves_it_running(local_aws):
     assert not attached.owns_server
     assert attached.env()["AWS_ENDPOINT_URL"] == local_aws.endpoint_url
     assert local_aws.client("sqs").list_queues()["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_the_fast_sqs_clock_reads_the_same_instant_as_motos_own(local_aws):
+    import importlib
+
+    import moto.core.utils
+
+    sqs_models: Any = importlib.import_module("moto.sqs.models")
+
+    assert local_aws.owns_server
+    assert sqs_models.unix_time() == pytest.approx(moto.core.utils.unix_time(), abs=0.05)
+    assert sqs_models.unix_time_millis() == pytest.approx(moto.core.utils.unix_time_millis(), abs=50)
