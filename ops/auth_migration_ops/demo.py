@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import sys
 import time
 from importlib.resources import files
@@ -75,9 +76,12 @@ def run_demo(*, users: int, batch_size: int, concurrency: int, database_url: str
             row = conn.execute('SELECT (SELECT count(*) FROM "user"), (SELECT count(*) FROM migrated_users)').fetchone()
         report["better_auth_users"], report["tracking_rows"] = row if row else (0, 0)
         report["generated_users"] = manifest.total
+    # ru_maxrss is KiB on Linux: the whole CLI process (generator, moto, poller and both functions).
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(format_report(report))
         print(f"  Better-Auth users: {report['better_auth_users']:,}   tracking rows: {report['tracking_rows']:,}")
+        print(f"  peak RSS of this process: {report['peak_rss_mb']} MB")
     return 0 if report["status"] in ("completed", "completed_with_errors") else 1

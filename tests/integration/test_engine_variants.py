@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import psycopg
+import pytest
 
-from auth_migration.engine import migration_report, rollback_migration
+from auth_migration.engine import migration_report, process_batch, rollback_migration
 from auth_migration.engine.plan import StartRequest, start_migration
 from auth_migration_ops.supabase_data import generate_profiles, generate_supabase_users
 from tests.integration.plugins.engine import InlineEngine, create_better_auth_schema, prepare_migration_db
@@ -63,3 +64,37 @@ def test_two_databases_converge_exactly_once_and_roll_back_exactly(
     assert result.users_deleted == migrated
     assert scalar(target_url, 'SELECT count(*) FROM "user"') == 0
     assert scalar(target_url, "SELECT count(*) FROM account") == 0
+
+
+def test_two_databases_crash_after_the_target_write_converges_on_redelivery(
+    make_database: Callable[[], str], make_inline_engine: Callable[..., InlineEngine]
+) -> None:
+    """The window two databases cannot close: Better-Auth committed, tracking rows not yet written."""
+    state_url, target_url = make_database(), make_database()
+    prepare_migration_db(state_url)
+    create_better_auth_schema(target_url)
+    manifest = generate_supabase_users(state_url, 120, seed=33, edge_cases=False, bcrypt_rounds=4)
+    engine = make_inline_engine(state_url, target_url=target_url)
+    ctx = engine.context()
+    started = start_migration(StartRequest(batch_size=200), ctx)
+    (message,) = engine.queue.messages
+    with psycopg.connect(state_url, autocommit=True) as conn:
+        # The process "dies" right after Better-Auth committed: the tracking insert fails.
+        conn.execute(
+            """CREATE FUNCTION crash() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN RAISE EXCEPTION 'worker died'; END $$;
+               CREATE TRIGGER crash BEFORE INSERT ON migrated_users FOR EACH STATEMENT EXECUTE FUNCTION crash();"""
+        )
+    with pytest.raises(psycopg.errors.RaiseException):
+        process_batch(message, ctx)
+    assert scalar(target_url, 'SELECT count(*) FROM "user"') == manifest.total  # target committed
+    assert scalar(state_url, "SELECT count(*) FROM migrated_users") == 0
+    with psycopg.connect(state_url, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER crash ON migrated_users")
+
+    result = process_batch(message, ctx)  # SQS redelivers
+
+    assert result.outcomes == {"migrated": manifest.total}
+    assert scalar(state_url, "SELECT count(*) FROM migrated_users WHERE created_target") == manifest.total
+    assert rollback_migration(started.migration_id, ctx).users_deleted == manifest.total
+    assert scalar(target_url, 'SELECT count(*) FROM "user"') == 0

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from auth_migration_ops.better_auth_server import BetterAuthServer, sign_in
+from auth_migration_ops.local_aws import put_parameters
 from auth_migration_ops.local_pipeline import LocalPipeline
 from auth_migration_ops.supabase_data import generate_supabase_users
 from tests.integration.test_engine import expected_counts
@@ -131,3 +132,18 @@ def test_worker_killed_mid_batch_then_resumed_migrates_everyone_exactly_once(mig
     assert one(migration_db, 'SELECT count(*) FROM "user"') == migrated
     assert one(migration_db, "SELECT count(*) FROM migrated_users") == migrated
     assert one(migration_db, "SELECT count(*) - count(DISTINCT id) FROM account") == 0
+
+
+def test_the_ssm_dry_run_flag_makes_a_plain_start_a_dry_run(migration_db: str) -> None:
+    generate_supabase_users(migration_db, 120, seed=23, bcrypt_rounds=4)
+    with LocalPipeline(urls(migration_db), concurrency=1) as pipeline:
+        assert pipeline.aws is not None
+        put_parameters(pipeline.aws.client("ssm"), "/auth-migration/dev", {"DRY_RUN": "true"})
+        started = pipeline.control({"action": "start", "source": "supabase"})
+        pipeline.run_batches(started["migration_id"], timeout_s=120)
+        report = pipeline.control({"action": "status", "migration_id": started["migration_id"]})
+
+    assert report["dry_run"] is True
+    assert report["processed_count"] == 120
+    assert one(migration_db, 'SELECT count(*) FROM "user"') == 0
+    assert one(migration_db, "SELECT count(*) FROM migrated_users") == 0

@@ -16,6 +16,7 @@ from auth_migration.engine import (
 )
 from auth_migration.engine.plan import MAX_BATCH_SIZE, StartRequest
 from auth_migration.exceptions import AuthMigrationError, ConfigError, InvalidRequest, NotFound, StateConflict
+from auth_migration.flags import FlagSource
 
 
 class _Command(BaseModel):
@@ -79,15 +80,19 @@ def run_command(
     return {"action": "status", **migration_report(command.migration_id, ctx)}
 
 
-def handle_control_event(event: Any, ctx: EngineContext, *, default_dry_run: bool = False) -> dict[str, Any]:
+def handle_control_event(
+    event: Any, ctx: EngineContext, *, default_dry_run: bool = False, flags: FlagSource | None = None
+) -> dict[str, Any]:
     """The whole MigrationControl contract: {"ok": true, ...} or {"ok": false, "error": {type, message}}.
 
-    Expected failures (bad input, unknown id, wrong state, missing setup) are replies, not
-    exceptions: a direct invoke then shows a clear message instead of a stack trace.
+    A start without an explicit `dry_run` is a dry run when DRY_RUN is set in the settings or in
+    this invocation's flag snapshot (SSM). Expected failures (bad input, unknown id, wrong state,
+    missing setup) are replies, not exceptions: a direct invoke shows a clear message, no stack trace.
     """
     try:
         command = parse_command(event)
-        return {"ok": True, **run_command(command, ctx, default_dry_run=default_dry_run)}
+        dry_run = default_dry_run or (flags.snapshot().dry_run if flags is not None else False)
+        return {"ok": True, **run_command(command, ctx, default_dry_run=dry_run)}
     except AuthMigrationError as exc:
         kind = next((name for cls, name in _ERROR_TYPES.items() if isinstance(exc, cls)), "error")
         return {"ok": False, "error": {"type": kind, "message": str(exc)}}

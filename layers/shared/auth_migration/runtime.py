@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from auth_migration.connections import Connections
 from auth_migration.engine import EngineContext
+from auth_migration.flags import FlagSource, SsmFlagSource, StaticFlagSource
 from auth_migration.observability import logger
 from auth_migration.queue import BatchQueue, SqsBatchQueue
 from auth_migration.settings import Settings
@@ -24,3 +25,10 @@ def engine_context(settings: Settings, *, queue: BatchQueue | None = None) -> En
         max_receive_count=settings.max_receive_count,
         log=lambda msg, extra: logger.info(msg, extra=extra),
     )
+
+
+def flag_source(settings: Settings) -> FlagSource:
+    """SSM flags under PARAMETER_PREFIX (cached 30 s), or the safe defaults where no prefix is set."""
+    if settings.parameter_prefix:
+        return SsmFlagSource(settings.parameter_prefix, on_warning=logger.warning)
+    return StaticFlagSource()
