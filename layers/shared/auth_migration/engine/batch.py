@@ -107,7 +107,7 @@ def _run(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
             return BatchResult(msg.migration_id, msg.batch_no, "ignored")
 
         source, target = get_source(source_name), get_target(target_name)
-        caps = target.check(conns.target)
+        caps = ctx.capabilities(target)
         users = source.fetch_range(conns.source, msg.after_id, msg.upto_id)
         plan = _decide(users, msg, ctx, state, target, caps, options, pending_create=set(pending or ()))
 
@@ -167,7 +167,11 @@ def _decide(
     ids = [d.id for d in drafts]
     emails = [d.email for d in drafts]
     already = {
-        r[0] for r in state.execute("SELECT original_id FROM migrated_users WHERE original_id = ANY(%s)", (ids,))
+        r[0]
+        for r in state.execute(
+            "SELECT m.original_id FROM unnest(%s::text[]) AS k(id) JOIN migrated_users m ON m.original_id = k.id",
+            (ids,),
+        )
     }
     case_dupes = {
         r[0]

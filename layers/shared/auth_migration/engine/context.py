@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from auth_migration.connections import Connections
 from auth_migration.queue import BatchQueue
+from auth_migration.targets import BetterAuthTarget, TargetCapabilities
 
 _log = logging.getLogger("auth_migration.engine")
 
@@ -23,3 +24,11 @@ class EngineContext:
     #: SQS receives after which a failing batch is marked failed (its message then goes to the DLQ).
     max_receive_count: int = 5
     log: Callable[[str, dict[str, object]], None] = field(default=lambda msg, extra: _log.info(msg, extra=extra))
+    _capabilities: dict[str, TargetCapabilities] = field(default_factory=dict, repr=False)
+
+    def capabilities(self, target: BetterAuthTarget) -> TargetCapabilities:
+        """The target's checked schema, once per warm container (an information_schema query each batch
+        cost more than the batch's own lookups). A schema change needs a new container, as a deploy does."""
+        if target.name not in self._capabilities:
+            self._capabilities[target.name] = target.check(self.connections.target)
+        return self._capabilities[target.name]
