@@ -154,25 +154,33 @@ def _decide(
     now = datetime.now(UTC)
     policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
     pipeline = resolve_pipeline(options.get("transforms"))
-    drafts: list[TargetUser] = []
+    valid: list[SourceUser] = []
     for user in users:
         verdict = classify(user, policy)
         if verdict is not None:
             plan.outcomes.append(verdict)
         else:
-            drafts.append(transform(user, pipeline, now=now))
+            valid.append(user)
+    if not valid:
+        return plan
+    # Already-migrated users are skipped set-wise before any transform or target lookup, so a
+    # re-run costs one read of the range and one index probe per user.
+    already = {
+        r[0]
+        for r in state.execute(
+            "SELECT m.original_id FROM unnest(%s::text[]) AS k(id) JOIN migrated_users m ON m.original_id = k.id",
+            ([u.id for u in valid],),
+        )
+    }
+    plan.outcomes.extend(
+        Outcome(u.id, OutcomeKind.ALREADY_MIGRATED, "already_migrated") for u in valid if u.id in already
+    )
+    drafts = [transform(u, pipeline, now=now) for u in valid if u.id not in already]
     if not drafts:
         return plan
 
     ids = [d.id for d in drafts]
     emails = [d.email for d in drafts]
-    already = {
-        r[0]
-        for r in state.execute(
-            "SELECT m.original_id FROM unnest(%s::text[]) AS k(id) JOIN migrated_users m ON m.original_id = k.id",
-            (ids,),
-        )
-    }
     case_dupes = {
         r[0]
         for r in state.execute(
@@ -183,9 +191,7 @@ def _decide(
     existing = target.lookup(ctx.connections.target, ids, emails)
     seen_emails: set[str] = set()
     for draft in drafts:
-        if draft.id in already:
-            plan.outcomes.append(Outcome(draft.id, OutcomeKind.ALREADY_MIGRATED, "already_migrated"))
-        elif draft.email in case_dupes or draft.email in seen_emails:
+        if draft.email in case_dupes or draft.email in seen_emails:
             plan.outcomes.append(
                 Outcome(
                     draft.id,
