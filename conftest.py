@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.integration.plugins.local_aws",
     "tests.integration.plugins.supabase_data",
     "tests.integration.plugins.engine",
+    "tests.integration.plugins.gotrue",
 ]
