@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the AWS the environment points at, instead of a local moto SQS/SSM (the default)",
     )
 
+    bench = sub.add_parser("bench", help="benchmarks: raw floor vs engine vs per-user, re-run, workers (bench/)")
+    bench.add_argument("bench_args", nargs="*", help="arguments of bench.migration_bench (see bench/README.md)")
+
     demo = sub.add_parser("demo", help="local end-to-end migration of generated Supabase users into Better-Auth")
     demo.add_argument("--users", type=_positive, default=10_000)
     demo.add_argument("--batch-size", type=_batch_size, default=100)
@@ -86,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its options belong to bench.migration_bench, not to this parser
+        return _bench(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -108,6 +114,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _migrate(args)
     if args.command == "invoke":
         return _invoke(args)
+    if args.command == "bench":
+        return _bench(args.bench_args)
     from auth_migration_ops.demo import run_demo
 
     return run_demo(
@@ -117,6 +125,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         as_json=args.json,
     )
+
+
+def _bench(argv: list[str]) -> int:
+    from auth_migration_ops.template import DEFAULT_TEMPLATE_PATH
+
+    # bench/ lives beside template.yaml in the repository (it is not shipped to Lambda).
+    sys.path.insert(0, str(DEFAULT_TEMPLATE_PATH.parent))
+    try:
+        from bench.migration_bench import main as bench_main
+    except ImportError:
+        print("auth-migrate: error: bench/ is not importable; run from the repository root", file=sys.stderr)
+        return EXIT_USAGE
+    return bench_main(argv)
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
