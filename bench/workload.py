@@ -12,12 +12,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.resources import files
 
 import psycopg
 from psycopg import sql
 
 from auth_migration.store import upgrade
+from auth_migration_ops.local_schema import create_better_auth_tables_from_sql
 from auth_migration_ops.supabase_data import create_supabase_schema, generate_supabase_users
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -61,9 +61,8 @@ def prepare(url: str, users: int, *, seed: int = 7) -> int:
     create_supabase_schema(url)
     # Past the edge cases the generator needs at least their count; tiny smoke runs stay above it.
     manifest = generate_supabase_users(url, users, seed=seed, record_normal_ids=False, credentials_sample=0)
-    ddl = (files("auth_migration_ops") / "sql" / "better_auth_schema.sql").read_text("utf-8")
+    create_better_auth_tables_from_sql(url)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(ddl.encode())
         upgrade(conn)
     return manifest.total
 

@@ -7,17 +7,16 @@ import json
 import resource
 import sys
 import time
-from importlib.resources import files
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from auth_migration.store import upgrade
 from auth_migration_ops.local_pipeline import LocalPipeline
+from auth_migration_ops.local_schema import prepare_migration_database
 from auth_migration_ops.localdb import ensure_postgres
 from auth_migration_ops.progress import ProgressBar, format_report
-from auth_migration_ops.supabase_data import create_supabase_schema, generate_supabase_users
+from auth_migration_ops.supabase_data import generate_supabase_users
 
 
 def _say(text: str, *, quiet: bool) -> None:
@@ -37,13 +36,6 @@ def recreate_database(url: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def create_better_auth_tables(url: str) -> None:
-    """Better-Auth's own tables from the bundled DDL (checked against Better-Auth by the tests)."""
-    ddl = (files("auth_migration_ops") / "sql" / "better_auth_schema.sql").read_text("utf-8")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(ddl.encode())
-
-
 def run_demo(*, users: int, batch_size: int, concurrency: int, database_url: str, as_json: bool) -> int:
     quiet = as_json
     with ensure_postgres(database_url) as pg:
@@ -52,11 +44,8 @@ def run_demo(*, users: int, batch_size: int, concurrency: int, database_url: str
         url = pg.url
         recreate_database(url)
         t0 = time.monotonic()
-        create_supabase_schema(url)
+        prepare_migration_database(url)
         manifest = generate_supabase_users(url, users, seed=42)
-        create_better_auth_tables(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            upgrade(conn)
         _say(f"generated {manifest.total:,} Supabase users in {time.monotonic() - t0:.1f} s", quiet=quiet)
 
         urls = {"OLD_DATABASE_URL": url, "NEW_DATABASE_URL": url, "BETTER_AUTH_DATABASE_URL": url}

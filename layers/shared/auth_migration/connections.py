@@ -20,13 +20,13 @@ class Connections:
     def __init__(self, state_url: str, source_url: str, target_url: str) -> None:
         self.urls = {"state": state_url, "source": source_url, "target": target_url}
         self._open: dict[str, psycopg.Connection] = {}
-
-    @property
-    def shared_target(self) -> bool:
-        """True when target and state are one database: per-user atomicity by a single transaction."""
-        return _same(self.urls["state"], self.urls["target"])
+        #: True when target and state are one database: per-user atomicity by a single transaction.
+        self.shared_target = _same(state_url, target_url)
 
     def _get(self, role: str) -> psycopg.Connection:
+        mine = self._open.get(role)
+        if mine is not None and not mine.closed:
+            return mine  # the hot path: several look-ups per batch, no URL parsing
         url = self.urls[role]
         for other, conn in self._open.items():
             if _same(self.urls[other], url) and not conn.closed:

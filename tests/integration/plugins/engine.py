@@ -4,32 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib.resources import files
 
-import psycopg
 import pytest
 
 from auth_migration.connections import Connections
 from auth_migration.engine import EngineContext, process_batch
 from auth_migration.engine.batch import BatchResult
 from auth_migration.queue import ListQueue
-from auth_migration.store import upgrade
-from auth_migration_ops.supabase_data import create_profiles_schema, create_supabase_schema
+from auth_migration_ops.local_schema import create_better_auth_tables_from_sql as create_better_auth_schema
+from auth_migration_ops.local_schema import prepare_migration_database
 
-
-def create_better_auth_schema(url: str) -> None:
-    ddl = (files("auth_migration_ops") / "sql" / "better_auth_schema.sql").read_text("utf-8")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(ddl.encode())
-
-
-def prepare_migration_db(url: str, *, profiles: bool = False) -> None:
-    create_supabase_schema(url)
-    if profiles:
-        create_profiles_schema(url, with_password_hash=True)
-    create_better_auth_schema(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        upgrade(conn)
+#: Names the tests use for the shared setup (kept so tests read as before).
+prepare_migration_db = prepare_migration_database
+__all__ = ["InlineEngine", "create_better_auth_schema", "prepare_migration_db"]
 
 
 @dataclass
@@ -62,7 +49,7 @@ class InlineEngine:
 
 @pytest.fixture
 def migration_db(database: str) -> str:
-    prepare_migration_db(database, profiles=True)
+    prepare_migration_database(database, profiles=True)
     return database
 
 
