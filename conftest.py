@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.integration.plugins.supabase_data",
     "tests.integration.plugins.engine",
     "tests.integration.plugins.gotrue",
+    "tests.integration.plugins.dual_write",
 ]

@@ -37,6 +37,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a TCP port, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (0-65535; 0 picks a free one), got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auth-migrate", description=__doc__)
     parser.add_argument("--env-file", type=Path, default=Path(".env"), help="dotenv file (default ./.env)")
@@ -85,6 +95,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="database to (re)create for the demo; an embedded Postgres starts if none answers",
     )
     demo.add_argument("--json", action="store_true")
+
+    local = sub.add_parser("local", help="run the template's functions here").add_subparsers(
+        dest="local_command", required=True
+    )
+    api = local.add_parser(
+        "api",
+        help="serve the template's REST API routes here, like `sam local start-api`",
+        description=(
+            "Serves every `Api` event of the template's functions, each function run in-process. With "
+            "SUPABASE_URL and BETTER_AUTH_URL both set, the functions use those services (and the database "
+            "and AWS settings of the environment); otherwise Postgres, Better-Auth, a GoTrue stand-in and "
+            "moto (SSM flags, SQS) start here and stop with the server (Ctrl-C or SIGTERM)."
+        ),
+    )
+    api.add_argument("--port", type=_port, default=3000, help="default 3000, as sam local")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    api.add_argument("--template", type=Path, default=None, help="SAM template (default: the repository's)")
+    api.add_argument(
+        "--database-url",
+        default=None,
+        help="database the started stack (re)creates (default auth_migration_local_api on 127.0.0.1:5432; "
+        "an embedded Postgres starts if none answers)",
+    )
     return parser
 
 
@@ -116,6 +149,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _invoke(args)
     if args.command == "bench":
         return _bench(args.bench_args)
+    if args.command == "local":
+        from auth_migration_ops.local_api import serve
+
+        return serve(host=args.host, port=args.port, template_path=args.template, database_url=args.database_url)
     from auth_migration_ops.demo import run_demo
 
     return run_demo(

@@ -506,9 +506,9 @@ class GoTrueStandIn:
             route = lambda: self._admin_create(headers, _json_body(body))  # noqa: E731
         elif path == "/admin/users" and method == "GET":
             route = lambda: self._admin_list(headers, query)  # noqa: E731
-        elif (match := _ADMIN_USER_PATH_RE.match(path)) and method in ("GET", "DELETE"):
+        elif (match := _ADMIN_USER_PATH_RE.match(path)) and method in ("GET", "DELETE", "PUT"):
             user_id = match.group(1)
-            route = lambda: self._admin_user(headers, method, user_id)  # noqa: E731
+            route = lambda: self._admin_user(headers, method, user_id, body)  # noqa: E731
         if route is None:
             raise _ApiError(404, "not_found", "Not Found")
         return route()
@@ -671,7 +671,7 @@ class GoTrueStandIn:
             users = [_public(u) for row in rows if (u := self._user_by_id(conn, str(row["id"]))) is not None]
         return 200, {"users": users, "aud": _AUD}
 
-    def _admin_user(self, headers: Any, method: str, user_id: str) -> tuple[int, Any]:
+    def _admin_user(self, headers: Any, method: str, user_id: str, body: bytes = b"") -> tuple[int, Any]:
         self._require_admin(headers)
         if not _is_uuid(user_id):
             raise _ApiError(404, "user_not_found", "User not found")
@@ -682,7 +682,33 @@ class GoTrueStandIn:
             if method == "DELETE":
                 conn.execute("DELETE FROM auth.users WHERE id = %s", (user_id,))
                 return 200, {}
+            if method == "PUT":
+                return 200, _public(self._admin_update(conn, user_id, _json_body(body)))
         return 200, _public(user)
+
+    def _admin_update(
+        self, conn: psycopg.Connection[dict[str, Any]], user_id: str, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """PUT /admin/users/{id}: the subset Reconcile uses: email_confirm, and user_metadata (merged, as GoTrue
+        merges top-level keys)."""
+        user_metadata = params.get("user_metadata")
+        if user_metadata is not None and not isinstance(user_metadata, dict):
+            raise _ApiError(400, "bad_json", "Could not parse request body as JSON: metadata must be objects")
+        if params.get("email_confirm") is True:
+            conn.execute(
+                "UPDATE auth.users SET email_confirmed_at = COALESCE(email_confirmed_at, now()), updated_at = now()"
+                " WHERE id = %s",
+                (user_id,),
+            )
+        if user_metadata:
+            conn.execute(
+                "UPDATE auth.users SET raw_user_meta_data = COALESCE(raw_user_meta_data, '{}'::jsonb) || %s::jsonb,"
+                " updated_at = now() WHERE id = %s",
+                (json.dumps(user_metadata), user_id),
+            )
+        user = self._user_by_id(conn, user_id)
+        assert user is not None  # the caller found it in this transaction
+        return user
 
 
 def _public(user: Mapping[str, Any]) -> dict[str, Any]:

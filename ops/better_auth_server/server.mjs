@@ -6,6 +6,7 @@
 // RATE_LIMIT ("1" turns on Better-Auth's rate limiter, which production enables by default).
 // `node server.mjs --migrate-only` creates the tables and exits 0.
 
+import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import process from "node:process";
 
@@ -50,6 +51,10 @@ const auth = betterAuth({
     password: { verify },
   },
   trustedOrigins: [baseURL],
+  // New users get UUID ids, like the Supabase users migrated with their ids: the product's tables key
+  // users by uuid, and dual-write carries each new id into GoTrue, whose admin API accepts only UUIDs.
+  // The function form keeps the id columns text (the "uuid" form would change the schema).
+  advanced: { database: { generateId: () => randomUUID() } },
   telemetry: { enabled: false },
   // Tests sign in many times from one address, so the limiter is off unless RATE_LIMIT=1 asks for
   // Better-Auth's production behaviour (sign-in/sign-up: 3 requests per 10 s per client IP).

@@ -48,6 +48,7 @@ ENV_NAMES: Final[Mapping[str, str]] = {
     "sentry_dsn": "SENTRY_DSN",
     "parameter_prefix": "PARAMETER_PREFIX",
     "migration_queue_url": "MIGRATION_QUEUE_URL",
+    "reconcile_queue_url": "RECONCILE_QUEUE_URL",
     "max_receive_count": "MAX_RECEIVE_COUNT",
     "dry_run": "DRY_RUN",
 }
@@ -124,6 +125,7 @@ class Settings(BaseModel):
     sentry_dsn: SecretStr | None = None
     parameter_prefix: str | None = None
     migration_queue_url: str | None = None
+    reconcile_queue_url: str | None = None
     max_receive_count: int = Field(default=5, ge=1, le=1000)  # SQS's own bounds for maxReceiveCount
     dry_run: bool = False
 

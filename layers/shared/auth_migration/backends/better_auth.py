@@ -124,7 +124,7 @@ def _result(response: httpx.Response) -> AuthResult:
     return AuthResult(system=BETTER_AUTH, user=_user(user_body), session=session)
 
 
-def _display_name(email: str, metadata: Mapping[str, Any]) -> str:
+def display_name(email: str, metadata: Mapping[str, Any]) -> str:
     """Better-Auth requires a name: the metadata's, else the email's local part (as the bulk migration does)."""
     for key in ("full_name", "name"):
         value = metadata.get(key)
@@ -201,7 +201,7 @@ class BetterAuthBackend:
         """
         if user_id is not None:
             raise Unsupported(BETTER_AUTH, detail="sign-up cannot choose the user id; write the user by SQL")
-        body = {"email": email, "password": password, "name": _display_name(email, metadata or {})}
+        body = {"email": email, "password": password, "name": display_name(email, metadata or {})}
         return _result(self._post("/sign-up/email", body, client_ip, timeout))
 
     def sign_in(

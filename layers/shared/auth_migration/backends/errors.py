@@ -43,6 +43,7 @@ class BackendError(AuthMigrationError):
         self.system = system
         self.status = status
         self.code = code
+        self.detail = detail
         parts = [system, self.kind]
         if status is not None:
             parts.append(f"HTTP {status}")

@@ -282,6 +282,22 @@ class SupabaseAuthBackend:
             body["app_metadata"] = dict(app_metadata)
         return _user(self._call("POST", "/admin/users", json=body, admin=True, timeout=timeout))
 
+    def update_user(
+        self,
+        user_id: str,
+        *,
+        email_confirm: bool | None = None,
+        user_metadata: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> BackendUser:
+        """PUT /admin/users/{id}: confirm the email and/or merge user_metadata keys (Reconcile's repairs)."""
+        body: dict[str, Any] = {}
+        if email_confirm is not None:
+            body["email_confirm"] = email_confirm
+        if user_metadata:
+            body["user_metadata"] = dict(user_metadata)
+        return _user(self._call("PUT", f"/admin/users/{user_id}", json=body, admin=True, timeout=timeout))
+
     def get_user(self, user_id: str, *, timeout: float | None = None) -> BackendUser | None:
         """GET /admin/users/{id}; None when GoTrue has no such user."""
         try:

@@ -1,0 +1,189 @@
+"""The REST routes POST /auth/signup and POST /auth/login on Powertools Event Handler, with validation.
+
+Both functions (Signup, Login) resolve the same resolver: API Gateway sends each only its own route.
+Every reply is JSON; every refusal is a 4xx with {error, message}; no reply ever echoes the request
+body (a validation error names the field and the problem, never the value it saw).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Final
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from auth_migration.backends.errors import (
+    BackendError,
+    BadRequest,
+    EmailNotConfirmed,
+    InvalidCredentials,
+    RateLimited,
+    UserExists,
+    WeakPassword,
+)
+from auth_migration.dual_write.api_models import AuthReply, ErrorReply, LoginRequest, SignupRequest
+from auth_migration.dual_write.service import AuthService
+from auth_migration.exceptions import ConfigError
+from auth_migration.flags import Flags
+from auth_migration.observability import logger, metrics
+
+__all__ = ["MAX_BODY_BYTES", "build_resolver", "handle_api_event", "openapi_schema"]
+
+#: Far above any real signup (4 KB of metadata at most) and far below API Gateway's 10 MB.
+MAX_BODY_BYTES: Final = 16 * 1024
+
+_JSON: Final = "application/json"
+_MESSAGES: Final[Mapping[type[BackendError], tuple[int, str, str]]] = {
+    UserExists: (409, "user_exists", "An account with this email already exists."),
+    WeakPassword: (422, "weak_password", "The password does not meet the requirements."),
+    EmailNotConfirmed: (403, "email_not_confirmed", "Confirm your email address before signing in."),
+    InvalidCredentials: (401, "invalid_credentials", "Invalid email or password."),
+    BadRequest: (400, "invalid_request", "The request was refused by the auth system."),
+    RateLimited: (429, "rate_limited", "Too many attempts; try again later."),
+}
+_UNAVAILABLE: Final = (503, "unavailable", "The auth service is temporarily unavailable; try again shortly.")
+
+
+def _reply(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=_JSON,
+        body=json.dumps(body, separators=(",", ":")),
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def _error(status: int, error: str, message: str, **extra: Any) -> Response[str]:
+    headers = extra.pop("headers", None)
+    return _reply(status, ErrorReply(error=error, message=message, **extra).model_dump(exclude_none=True), headers)
+
+
+def _field_problems(exc: RequestValidationError) -> list[dict[str, str]]:
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        kind = str(err.get("type", "invalid"))
+        message = "the body is not valid JSON" if kind == "json_invalid" else str(err.get("msg", "invalid"))
+        # pydantic prefixes custom validator messages with "Value error, ": keep only ours.
+        problems.append({"field": ".".join(loc) or "body", "problem": message.removeprefix("Value error, ")})
+    return problems
+
+
+def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags]) -> APIGatewayRestResolver:
+    """The resolver with both routes; `service` and `flags` are called per request (flags: one snapshot)."""
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    def client_ip() -> str | None:
+        ip = app.current_event.request_context.identity.source_ip
+        return ip or None
+
+    @app.post(
+        "/auth/signup",
+        summary="Create a user in the system(s) the migration mode names",
+        responses={
+            200: {"description": "Created", "content": {_JSON: {"model": AuthReply}}},
+            400: {"description": "Invalid body", "content": {_JSON: {"model": ErrorReply}}},
+            409: {"description": "Email already registered", "content": {_JSON: {"model": ErrorReply}}},
+            422: {"description": "Weak password", "content": {_JSON: {"model": ErrorReply}}},
+            429: {"description": "Rate limited", "content": {_JSON: {"model": ErrorReply}}},
+            503: {"description": "No auth system answered", "content": {_JSON: {"model": ErrorReply}}},
+        },
+    )
+    def signup(body: Annotated[SignupRequest, Body()]) -> Response[str]:
+        outcome = service().signup(flags(), str(body.email), body.password, body.metadata, client_ip=client_ip())
+        metrics.add_metric(name=f"Signup_{outcome.result.system}", unit="Count", value=1)
+        logger.info("signup", extra={"system": outcome.result.system, "user_id": outcome.result.user.id})
+        return _reply(200, AuthReply.of(outcome.result).model_dump())
+
+    @app.post(
+        "/auth/login",
+        summary="Sign in: primary first, the other system on failure; lazy migration on Supabase success",
+        responses={
+            200: {"description": "Signed in", "content": {_JSON: {"model": AuthReply}}},
+            400: {"description": "Invalid body", "content": {_JSON: {"model": ErrorReply}}},
+            401: {"description": "Invalid email or password", "content": {_JSON: {"model": ErrorReply}}},
+            429: {"description": "Rate limited", "content": {_JSON: {"model": ErrorReply}}},
+            503: {"description": "No auth system answered", "content": {_JSON: {"model": ErrorReply}}},
+        },
+    )
+    def login(body: Annotated[LoginRequest, Body()]) -> Response[str]:
+        outcome = service().login(flags(), str(body.email), body.password, client_ip=client_ip())
+        metrics.add_metric(name=f"Login_{outcome.result.system}", unit="Count", value=1)
+        if outcome.lazy_migrated:
+            metrics.add_metric(name="LazyMigrated", unit="Count", value=1)
+        logger.info(
+            "login",
+            extra={
+                "system": outcome.result.system,
+                "user_id": outcome.result.user.id,
+                "lazy_migrated": outcome.lazy_migrated,
+            },
+        )
+        return _reply(200, AuthReply.of(outcome.result).model_dump())
+
+    # Powertools' exception_handler decorator is untyped; the handlers themselves are fully typed.
+    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+    def invalid_body(exc: RequestValidationError) -> Response[str]:
+        return _error(400, "invalid_request", "The request body is invalid.", details=_field_problems(exc))
+
+    @app.exception_handler(BackendError)  # type: ignore[untyped-decorator]
+    def backend_error(exc: BackendError) -> Response[str]:
+        for kind in type(exc).__mro__:
+            if kind in _MESSAGES:
+                status, error, message = _MESSAGES[kind]
+                break
+        else:
+            status, error, message = _UNAVAILABLE
+            logger.warning("auth systems unavailable", extra={"system": exc.system, "error": exc.kind})
+        headers = None
+        if status in (429, 503):
+            retry = getattr(exc, "retry_after", None)
+            seconds = math.ceil(retry) if isinstance(retry, int | float) and retry > 0 else 1
+            headers = {"Retry-After": str(seconds)}
+        return _error(status, error, message, headers=headers)
+
+    @app.exception_handler(ConfigError)  # type: ignore[untyped-decorator]
+    def misconfigured(exc: ConfigError) -> Response[str]:
+        logger.error("configuration error", extra={"error": str(exc)})
+        return _error(*_UNAVAILABLE)
+
+    @app.not_found
+    def not_found(_exc: Exception) -> Response[str]:
+        return _error(404, "not_found", "No such route.")
+
+    return app
+
+
+def handle_api_event(event: Mapping[str, Any], context: LambdaContext, app: APIGatewayRestResolver) -> dict[str, Any]:
+    """Checks that need no parsing (size, content type) before the resolver parses anything."""
+    body = event.get("body") or ""
+    if len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
+        return _raw(413, "payload_too_large", f"The body must be at most {MAX_BODY_BYTES} bytes.")
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    if event.get("httpMethod") == "POST":
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != _JSON:
+            return _raw(415, "unsupported_media_type", "Send the body as application/json.")
+    return app.resolve(dict(event), context)
+
+
+def _raw(status: int, error: str, message: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": _JSON, "Cache-Control": "no-store"},
+        "body": json.dumps({"error": error, "message": message}),
+        "isBase64Encoded": False,
+    }
+
+
+def openapi_schema(app: APIGatewayRestResolver) -> dict[str, Any]:
+    """The API's OpenAPI 3.1 document (served by `auth-migrate openapi` and kept in docs/openapi.json)."""
+    schema: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(title="Auth migration API", version="1.0.0", description=__doc__)
+    )
+    return schema

@@ -1,0 +1,57 @@
+"""Builds the auth API's and Reconcile's collaborators from Settings, once per container."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from auth_migration.backends.better_auth import BetterAuthBackend
+from auth_migration.backends.supabase import SupabaseAuthBackend
+from auth_migration.connections import Connections
+from auth_migration.dual_write.reconcile import Reconciler
+from auth_migration.dual_write.service import AuthService
+from auth_migration.observability import logger
+from auth_migration.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["SqsRepairQueue", "auth_service", "reconciler"]
+
+
+class SqsRepairQueue:
+    """Gap ids to the Reconcile queue. boto3 is imported on first send: most requests never send."""
+
+    def __init__(self, queue_url: str, sqs_client: SQSClient | None = None) -> None:
+        self.queue_url = queue_url
+        self._sqs = sqs_client
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        if self._sqs is None:
+            import boto3
+
+            self._sqs = boto3.client("sqs")
+        self._sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(dict(message)))
+
+
+def _connections(settings: Settings) -> Connections:
+    return Connections(
+        state_url=settings.new_database_url,
+        source_url=settings.old_database_url,
+        target_url=settings.better_auth_database_url or settings.new_database_url,
+    )
+
+
+def auth_service(settings: Settings) -> AuthService:
+    return AuthService(
+        supabase=SupabaseAuthBackend.from_settings(settings),
+        better_auth=BetterAuthBackend.from_settings(settings),
+        connections=_connections(settings),
+        repairs=SqsRepairQueue(settings.reconcile_queue_url) if settings.reconcile_queue_url else None,
+        on_warning=lambda msg, extra: logger.warning(msg, extra=extra),
+    )
+
+
+def reconciler(settings: Settings) -> Reconciler:
+    return Reconciler(supabase=SupabaseAuthBackend.from_settings(settings), connections=_connections(settings))

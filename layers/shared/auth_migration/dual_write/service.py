@@ -1,0 +1,551 @@
+"""Signup and login across both auth systems: modes, primary, fallback, lazy migration, gap recording.
+
+Rules (ARCHITECTURE.md, "Signup and login"):
+- supabase_only / better_auth_only touch their one system only (mode isolation).
+- dual_write: the primary answers; the secondary gets the SAME user id. Better-Auth's HTTP sign-up
+  cannot take an id, so ids always come from the primary's sign-up and are carried into the other
+  system where a chosen id is accepted: Better-Auth by SQL (its `user` + credential `account` rows),
+  GoTrue by its admin API (`id` + `password_hash`). The bcrypt hash for that is computed in a worker
+  thread while the primary's HTTP call is in flight, so the signup costs about the slower of the two,
+  plus one cheap write.
+- An email any system already holds is "already registered" before anything is created: nobody can
+  sign up first with a not-yet-migrated user's email and take the account over.
+- Every one-sided or disagreeing write is recorded in dual_write_gaps, then queued to Reconcile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from auth_migration.backends.base import BETTER_AUTH, SUPABASE, AuthResult, BackendUser, SystemName
+from auth_migration.backends.better_auth import BetterAuthBackend, display_name
+from auth_migration.backends.errors import (
+    BackendError,
+    EmailNotConfirmed,
+    InvalidCredentials,
+    Misconfigured,
+    Unavailable,
+    UserExists,
+)
+from auth_migration.backends.supabase import SupabaseAuthBackend
+from auth_migration.connections import Connections
+from auth_migration.dual_write.deadline import Runner
+from auth_migration.dual_write.directory import (
+    NewUser,
+    find_better_auth_user,
+    find_supabase_user,
+    insert_better_auth_user,
+)
+from auth_migration.dual_write.passwords import hash_password
+from auth_migration.dual_write.records import (
+    AuthEvent,
+    Gap,
+    GapReason,
+    claim_user,
+    is_tracked,
+    mark_status,
+    record_event,
+    record_gap,
+)
+from auth_migration.dual_write.routing import Route, route_for
+from auth_migration.flags import Flags, MigrationMode
+
+__all__ = ["AuthOutcome", "AuthService", "BothUnavailable", "RepairQueue", "records_differ"]
+
+T = TypeVar("T")
+
+# Errors after which the other system is tried: no usable answer from this one.
+_FALLBACK_ERRORS = (Unavailable, Misconfigured)
+
+
+def may_have_written(exc: BackendError) -> bool:
+    """Whether a failed call may still have changed the system: it was sent and no answer came back.
+
+    A refused connection or an answered 5xx (GoTrue and Better-Auth roll a failed signup back) did not
+    write; a timeout or a connection dropped mid-request may have.
+    """
+    if not isinstance(exc, Unavailable) or exc.status is not None:
+        return False
+    # httpx's names for "the request never left": the connection was refused or never established.
+    return exc.detail not in ("ConnectError", "ConnectTimeout")
+
+
+class BothUnavailable(Unavailable):
+    """Neither system could serve the request."""
+
+    kind = "both_unavailable"
+
+
+class RepairQueue(Protocol):
+    """Where gap ids go for Reconcile (SQS in AWS). Carries ids only, never a secret."""
+
+    def send(self, message: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthOutcome:
+    """A successful signup or login and what it caused besides."""
+
+    result: AuthResult
+    route: Route
+    lazy_migrated: bool = False
+    gaps: tuple[int, ...] = field(default_factory=tuple)
+
+
+def records_differ(source: SystemName, supabase: BackendUser, better_auth: BackendUser) -> list[str]:
+    """The fields where the two records of one user disagree (empty when consistent).
+
+    Verified email is compared one way only when Better-Auth is the source: GoTrue has no "unverified
+    but may sign in" state, so a Better-Auth user who was signed in unverified is confirmed in GoTrue.
+    """
+    problems = []
+    if supabase.id != better_auth.id:
+        problems.append("id")
+    if supabase.email.strip().lower() != better_auth.email.strip().lower():
+        problems.append("email")
+    if better_auth.email_verified and not supabase.email_verified:
+        problems.append("email_verified")
+    if source == SUPABASE and supabase.email_verified and not better_auth.email_verified:
+        problems.append("email_verified")
+    if (
+        source == SUPABASE
+        and better_auth.name is not None
+        and display_name(supabase.email, supabase.metadata) != better_auth.name
+    ):
+        problems.append("name")
+    return problems
+
+
+class AuthService:
+    """Built once per container; `signup` / `login` take one flag snapshot per request."""
+
+    def __init__(
+        self,
+        *,
+        supabase: SupabaseAuthBackend,
+        better_auth: BetterAuthBackend,
+        connections: Connections,
+        runner: Runner | None = None,
+        repairs: RepairQueue | None = None,
+        on_warning: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.supabase = supabase
+        self.better_auth = better_auth
+        self.conns = connections
+        self.runner = runner or Runner()
+        self.repairs = repairs
+        self._warn = on_warning or (lambda _msg, _extra: None)
+
+    # --- public -----------------------------------------------------------------------------------
+
+    def signup(
+        self,
+        flags: Flags,
+        email: str,
+        password: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        client_ip: str | None = None,
+    ) -> AuthOutcome:
+        """Create the user per mode. Raises the backends' error kinds (UserExists, WeakPassword, ...)."""
+        route = route_for(flags, email)
+        started = time.monotonic()
+        try:
+            outcome = self._signup(route, flags, email.strip().lower(), password, dict(metadata or {}), client_ip)
+        except BackendError as exc:
+            self._event("signup", route, exc.system, False, exc.kind, started)
+            raise
+        self._event("signup", route, outcome.result.system, True, None, started)
+        return outcome
+
+    def login(self, flags: Flags, email: str, password: str, *, client_ip: str | None = None) -> AuthOutcome:
+        """Sign in per mode. An unknown user and a wrong password raise the same InvalidCredentials."""
+        route = route_for(flags, email)
+        started = time.monotonic()
+        try:
+            outcome = self._login(route, flags, email.strip().lower(), password, client_ip)
+        except BackendError as exc:
+            self._event("login", route, exc.system, False, exc.kind, started)
+            raise
+        self._event("login", route, outcome.result.system, True, None, started)
+        return outcome
+
+    def close(self) -> None:
+        self.runner.close()
+
+    # --- signup -----------------------------------------------------------------------------------
+
+    def _signup(
+        self,
+        route: Route,
+        flags: Flags,
+        email: str,
+        password: str,
+        metadata: dict[str, Any],
+        client_ip: str | None,
+    ) -> AuthOutcome:
+        seconds = flags.fallback_timeout_ms / 1000
+        if route.mode is MigrationMode.SUPABASE_ONLY:
+            result = self._sign_up(SUPABASE, email, password, metadata, client_ip, seconds)
+            return AuthOutcome(result, route)
+        if route.mode is MigrationMode.BETTER_AUTH_ONLY:
+            # A Supabase user not yet migrated owns this email (checked in Supabase's own table).
+            self._refuse_taken_email(email, systems=(SUPABASE,))
+            result = self._sign_up(BETTER_AUTH, email, password, metadata, client_ip, seconds)
+            return AuthOutcome(result, route)
+
+        secondary = route.secondary
+        assert secondary is not None
+        hashed = self.runner.submit(lambda: hash_password(password))
+        self._refuse_taken_email(email, systems=(SUPABASE, BETTER_AUTH))
+        try:
+            result = self._sign_up(route.primary, email, password, metadata, client_ip, seconds)
+        except _FALLBACK_ERRORS as exc:
+            return self._signup_fallback(route, flags, email, password, metadata, client_ip, hashed, exc)
+        gaps = self._write_other(
+            secondary, result, email, hashed.result(), metadata, flags, signed_in=result.session is not None
+        )
+        return AuthOutcome(result, route, gaps=gaps)
+
+    def _signup_fallback(
+        self,
+        route: Route,
+        flags: Flags,
+        email: str,
+        password: str,
+        metadata: dict[str, Any],
+        client_ip: str | None,
+        hashed: Future[str],
+        primary_error: BackendError,
+    ) -> AuthOutcome:
+        primary, secondary = route.primary, route.secondary
+        assert secondary is not None
+        seconds = flags.fallback_timeout_ms / 1000
+        if may_have_written(primary_error):
+            # The primary may still commit this user after we stopped waiting, under an id of its own
+            # choosing: creating them in the secondary now could make two people of one. Answer 503 and let
+            # Reconcile look later (a retried signup then finds the user and says "already registered").
+            gap = Gap(
+                email, primary, "uncertain", password_hash=hashed.result(), metadata=metadata, detail=primary_error.kind
+            )
+            self._report_gaps([gap])
+            raise primary_error
+        self._warn("signup primary failed; falling back", {"system": primary, "error": primary_error.kind})
+        try:
+            result = self._sign_up(secondary, email, password, metadata, client_ip, seconds)
+        except _FALLBACK_ERRORS as exc:
+            # Neither answered. A timed-out call may still have created the user: Reconcile finds out.
+            gap = Gap(email, primary, "uncertain", password_hash=hashed.result(), metadata=metadata, detail=exc.kind)
+            self._report_gaps([gap])
+            raise BothUnavailable(f"{primary}+{secondary}", detail="signup failed on both systems") from exc
+        # The fallback system holds the user; carry them into the primary with the same id.
+        gaps = self._write_other(
+            primary,
+            result,
+            email,
+            hashed.result(),
+            metadata,
+            flags,
+            signed_in=result.session is not None,
+            reason="fallback_signup",
+        )
+        return AuthOutcome(result, route, gaps=gaps)
+
+    def _write_other(
+        self,
+        system: SystemName,
+        created: AuthResult,
+        email: str,
+        password_hash: str,
+        metadata: dict[str, Any],
+        flags: Flags,
+        *,
+        signed_in: bool,
+        reason: GapReason = "secondary_failed",
+    ) -> tuple[int, ...]:
+        """Carry the user just created in `created.system` into `system` with the same id; record any gap."""
+        user = created.user
+        seconds = flags.fallback_timeout_ms / 1000
+        verified = user.email_verified or (signed_in and created.system == BETTER_AUTH)
+        gap = Gap(
+            email,
+            created.system,
+            reason,
+            user_id=user.id,
+            password_hash=password_hash,
+            metadata=metadata,
+            email_verified=verified,
+        )
+        try:
+            if system == BETTER_AUTH:
+                other = self._insert_better_auth(user.id, email, password_hash, verified, metadata)
+            else:
+                other = self._call(
+                    SUPABASE,
+                    lambda t: self.supabase.create_user(
+                        email,
+                        user_id=user.id,
+                        password_hash=password_hash,
+                        email_confirm=verified,
+                        user_metadata=metadata,
+                        timeout=t,
+                    ),
+                    seconds,
+                )
+        except (BackendError, psycopg.Error) as exc:
+            kind = exc.kind if isinstance(exc, BackendError) else type(exc).__name__
+            self._warn("dual-write secondary failed; gap recorded", {"system": system, "error": kind})
+            return self._report_gaps([replace(gap, detail=kind)])
+        supabase_user, better_auth_user = (other, user) if system == SUPABASE else (user, other)
+        differences = (
+            records_differ(created.system, supabase_user, better_auth_user) if flags.migration_validation else []
+        )
+        validated = flags.migration_validation and not differences
+
+        def track(conn: psycopg.Connection) -> None:
+            claim_user(conn, user.id, email, "dual_write_signup", created_target=True)
+            mark_status(conn, user.id, email, "dual_write", supabase=True, better_auth=True, validated=validated)
+
+        try:
+            self._in_state(track)
+        except psycopg.Error as exc:
+            self._warn("status record failed after dual write", {"error": type(exc).__name__})
+        if differences:
+            return self._report_gaps([replace(gap, reason="mismatch", detail=",".join(differences))])
+        return ()
+
+    def _insert_better_auth(
+        self, user_id: str, email: str, password_hash: str | None, verified: bool, metadata: Mapping[str, Any]
+    ) -> BackendUser:
+        """Write the Better-Auth rows with the given id; the record as Better-Auth now holds it."""
+        new = NewUser(user_id, email, password_hash, verified, metadata)
+
+        def write(conn: psycopg.Connection) -> BackendUser:
+            insert_better_auth_user(conn, new)
+            held = find_better_auth_user(conn, user_id=user_id)
+            if held is None:  # pragma: no cover - we just inserted it in this transaction
+                raise Unavailable(BETTER_AUTH, detail="user vanished after insert")
+            return held
+
+        try:
+            return self._in_target(write)
+        except pg_errors.UniqueViolation as exc:
+            raise UserExists(BETTER_AUTH, detail="email held by another id") from exc
+
+    # --- login ------------------------------------------------------------------------------------
+
+    def _login(self, route: Route, flags: Flags, email: str, password: str, client_ip: str | None) -> AuthOutcome:
+        seconds = flags.fallback_timeout_ms / 1000
+        primary, secondary = route.primary, route.secondary
+        if secondary is None:
+            return AuthOutcome(self._sign_in(primary, email, password, client_ip, seconds), route)
+        first_error: BackendError
+        try:
+            result = self._sign_in(primary, email, password, client_ip, seconds)
+        except EmailNotConfirmed:
+            raise
+        except InvalidCredentials as exc:
+            # "Wrong password" is final only from the system that holds the user.
+            if self._holder_if_known(primary, email) is not None:
+                raise
+            first_error = exc
+        except _FALLBACK_ERRORS as exc:
+            first_error = exc
+        else:
+            return self._after_login(route, result, email, password)
+        try:
+            result = self._sign_in(secondary, email, password, client_ip, seconds)
+        except InvalidCredentials:
+            raise
+        except _FALLBACK_ERRORS as exc:
+            if isinstance(first_error, InvalidCredentials):
+                raise  # the primary does not hold the user; the one that might is down
+            raise BothUnavailable(f"{primary}+{secondary}", detail="login failed on both systems") from exc
+        return self._after_login(route, result, email, password)
+
+    def _after_login(self, route: Route, result: AuthResult, email: str, password: str) -> AuthOutcome:
+        if result.system != SUPABASE:
+            return AuthOutcome(result, route)
+        try:
+            migrated, gaps = self._lazy_migrate(result.user, email, password)
+        except (psycopg.Error, BackendError) as exc:
+            # The login itself succeeded: lazy migration is best effort, and the bulk run catches the user.
+            self._warn("lazy migration failed", {"error": type(exc).__name__})
+            return AuthOutcome(result, route)
+        return AuthOutcome(result, route, lazy_migrated=migrated, gaps=gaps)
+
+    def _lazy_migrate(self, user: BackendUser, email: str, password: str) -> tuple[bool, tuple[int, ...]]:
+        """Create a Supabase user in Better-Auth at login, with the same id and the password just verified.
+
+        The claim is the same migrated_users row the bulk engine inserts, so whichever path comes second
+        adopts instead of duplicating. With state and Better-Auth in one database the claim and the rows
+        commit together; with two, the rows go first (idempotent by id) and the claim records whether we
+        created them.
+        """
+        if self._in_state(lambda conn: is_tracked(conn, user.id)):
+            return False, ()
+        new = NewUser(user.id, email, hash_password(password), user.email_verified, user.metadata)
+
+        def claim_and_write(conn: psycopg.Connection) -> bool:
+            if not claim_user(conn, user.id, email, "lazy_login", created_target=True):
+                return False
+            if not insert_better_auth_user(conn, new):
+                conn.execute("UPDATE migrated_users SET created_target = false WHERE original_id = %s", (user.id,))
+            mark_status(conn, user.id, email, "migrated_lazy", supabase=True, better_auth=True, validated=True)
+            return True
+
+        try:
+            if self.conns.shared_target:
+                return self._in_state(claim_and_write), ()
+            created = self._in_target(lambda conn: insert_better_auth_user(conn, new))
+
+            def claim(conn: psycopg.Connection) -> bool:
+                claimed = claim_user(conn, user.id, email, "lazy_login", created_target=created)
+                mark_status(conn, user.id, email, "migrated_lazy", supabase=True, better_auth=True, validated=True)
+                return claimed
+
+            return self._in_state(claim), ()
+        except pg_errors.UniqueViolation:
+            # Better-Auth holds this email under another id: a person must decide; Reconcile records it.
+            gap = Gap(
+                email,
+                SUPABASE,
+                "lazy_failed",
+                user_id=user.id,
+                password_hash=new.password_hash,
+                metadata=user.metadata,
+                email_verified=user.email_verified,
+                detail="email held by another id",
+            )
+            return False, self._report_gaps([gap])
+
+    # --- shared -----------------------------------------------------------------------------------
+
+    def _backend(self, system: SystemName) -> SupabaseAuthBackend | BetterAuthBackend:
+        return self.supabase if system == SUPABASE else self.better_auth
+
+    def _call(self, system: SystemName, fn: Callable[[float], T], seconds: float) -> T:
+        return self.runner.call(system, fn, seconds)
+
+    def _sign_up(
+        self,
+        system: SystemName,
+        email: str,
+        password: str,
+        metadata: dict[str, Any],
+        client_ip: str | None,
+        seconds: float,
+    ) -> AuthResult:
+        backend = self._backend(system)
+        return self._call(
+            system, lambda t: backend.sign_up(email, password, metadata, client_ip=client_ip, timeout=t), seconds
+        )
+
+    def _sign_in(
+        self, system: SystemName, email: str, password: str, client_ip: str | None, seconds: float
+    ) -> AuthResult:
+        backend = self._backend(system)
+        return self._call(system, lambda t: backend.sign_in(email, password, client_ip=client_ip, timeout=t), seconds)
+
+    def _holder(self, system: SystemName, email: str) -> BackendUser | None:
+        """The user `system` holds under `email` (its own table), or None; raises Unavailable if unknowable."""
+        try:
+            if system == SUPABASE:
+                return self._with_retry("source", lambda conn: find_supabase_user(conn, email=email))
+            return self._in_target(lambda conn: find_better_auth_user(conn, email=email))
+        except psycopg.Error as exc:
+            raise Unavailable(system, detail=f"cannot look the email up ({type(exc).__name__})") from exc
+
+    def _holder_if_known(self, system: SystemName, email: str) -> BackendUser | None:
+        """As _holder, with "cannot tell" read as "not held" (the other system's answer then decides)."""
+        try:
+            return self._holder(system, email)
+        except Unavailable:
+            return None
+
+    def _refuse_taken_email(self, email: str, *, systems: tuple[SystemName, ...]) -> None:
+        """UserExists when any of `systems` already holds the email; Unavailable when that cannot be known."""
+        for system in systems:
+            if self._holder(system, email) is not None:
+                raise UserExists(system, detail="email already registered")
+
+    def _report_gaps(self, gaps: list[Gap]) -> tuple[int, ...]:
+        """Record each gap (the record of truth), then queue its id for Reconcile. Never raises."""
+        ids: list[int] = []
+        for gap in gaps:
+            try:
+                gap_id = self._record(gap)
+            except psycopg.Error as exc:
+                # The state database is unreachable: the queue message itself must carry the gap (no secret).
+                self._warn("gap could not be recorded; queueing it whole", {"error": type(exc).__name__})
+                self._enqueue({"gap": _queueable(gap)})
+                continue
+            ids.append(gap_id)
+            self._enqueue({"gap_id": gap_id})
+        return tuple(ids)
+
+    def _record(self, gap: Gap) -> int:
+        return self._in_state(lambda conn: record_gap(conn, gap))
+
+    def _enqueue(self, message: Mapping[str, Any]) -> None:
+        if self.repairs is None:
+            return  # no queue configured: the Reconcile sweep finds open gaps in the table
+        try:
+            self.repairs.send(message)
+        except Exception as exc:  # any queue failure: the table row stays open for the sweep
+            self._warn("reconcile enqueue failed; the sweep will pick the gap up", {"error": type(exc).__name__})
+
+    def _event(
+        self, operation: str, route: Route, system: str, success: bool, error_kind: str | None, started: float
+    ) -> None:
+        event = AuthEvent(
+            operation="signup" if operation == "signup" else "login",
+            system=system,
+            mode=route.mode.value,
+            canary=route.canary,
+            success=success,
+            error_kind=error_kind,
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
+        try:
+            self._in_state(lambda conn: record_event(conn, event))
+        except psycopg.Error as exc:
+            self._warn("auth event not recorded", {"error": type(exc).__name__})
+
+    def _in_state(self, fn: Callable[[psycopg.Connection], T]) -> T:
+        return self._with_retry("state", fn)
+
+    def _in_target(self, fn: Callable[[psycopg.Connection], T]) -> T:
+        return self._with_retry("target", fn)
+
+    def _with_retry(self, role: str, fn: Callable[[psycopg.Connection], T]) -> T:
+        """Run `fn` in one transaction on `role`'s connection; reconnect once after a dropped connection
+        (a warm container's connection may have been closed by the server or a proxy while frozen)."""
+        for attempt in (1, 2):
+            conn = getattr(self.conns, role)
+            try:
+                with conn.transaction():
+                    return fn(conn)
+            except psycopg.OperationalError:
+                self.conns.reset()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _queueable(gap: Gap) -> dict[str, Any]:
+    """A gap as a queue message: everything but the password hash."""
+    return {
+        "email": gap.email,
+        "user_id": gap.user_id,
+        "source_system": gap.source_system,
+        "reason": gap.reason,
+        "email_verified": gap.email_verified,
+    }

@@ -1,0 +1,328 @@
+"""Signup and login through the real Better-Auth server and the GoTrue stand-in: modes x primary x faults,
+fallback, lazy migration, the takeover guard, gaps and their repair."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from auth_migration.backends import (
+    BETTER_AUTH,
+    SUPABASE,
+    InvalidCredentials,
+    RateLimited,
+    SystemName,
+    Unavailable,
+    UserExists,
+)
+from auth_migration.dual_write.service import BothUnavailable
+from auth_migration.flags import MigrationMode
+from tests.integration.plugins.dual_write import DualWriteStack, flags_for
+
+PASSWORD = "correct horse 1"
+# Thread scheduling and a TCP teardown on a shared 2-core machine.
+MARGIN_S = 0.75
+PRIMARIES: list[SystemName] = [SUPABASE, BETTER_AUTH]
+
+
+def _email(tag: str = "u") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def _other(system: SystemName) -> SystemName:
+    return BETTER_AUTH if system == SUPABASE else SUPABASE
+
+
+def _set_faults(stack: DualWriteStack, system: SystemName, **faults: Any) -> None:
+    target = stack.gotrue.faults if system == SUPABASE else stack.proxy.faults
+    for name, value in faults.items():
+        setattr(target, name, value)
+
+
+def _sign_in_directly(stack: DualWriteStack, system: SystemName, email: str) -> str:
+    backend = stack.supabase_backend() if system == SUPABASE else stack.better_auth_backend()
+    try:
+        return backend.sign_in(email, PASSWORD).user.id
+    finally:
+        backend.close()
+
+
+def _events(stack: DualWriteStack) -> list[tuple[Any, ...]]:
+    return stack.query("SELECT operation, system, mode, success, error_kind FROM auth_events ORDER BY id")
+
+
+# --- single-system modes ---------------------------------------------------------------------------------
+
+
+def test_supabase_only_never_touches_better_auth(dual_write_stack: DualWriteStack) -> None:
+    stack = dual_write_stack
+    service = stack.service(better_auth_down=True)
+    flags = flags_for(MigrationMode.SUPABASE_ONLY)
+    email = _email()
+    signed_up = service.signup(flags, email, PASSWORD, {"full_name": "Ada"})
+    logged_in = service.login(flags, email, PASSWORD)
+    assert signed_up.result.system == logged_in.result.system == SUPABASE
+    assert stack.holders(email) == (signed_up.result.user.id, None)
+    assert not logged_in.lazy_migrated
+    assert stack.query("SELECT count(*) FROM migrated_users") == [(0,)]
+    assert [e[:4] for e in _events(stack)] == [
+        ("signup", SUPABASE, "supabase_only", True),
+        ("login", SUPABASE, "supabase_only", True),
+    ]
+
+
+def test_better_auth_only_never_touches_gotrue_and_guards_unmigrated_emails(dual_write_stack: DualWriteStack) -> None:
+    stack = dual_write_stack
+    taken = _email("old")
+    stack.supabase_backend().sign_up(taken, PASSWORD)  # a Supabase user the migration has not moved yet
+    service = stack.service(supabase_down=True)
+    flags = flags_for(MigrationMode.BETTER_AUTH_ONLY)
+    email = _email()
+    signed_up = service.signup(flags, email, PASSWORD)
+    assert service.login(flags, email, PASSWORD).result.system == BETTER_AUTH
+    assert stack.holders(email) == (None, signed_up.result.user.id)
+    with pytest.raises(UserExists):
+        service.signup(flags, taken, "another password 2")
+    assert stack.holders(taken)[1] is None  # no Better-Auth account was made for the taken email
+
+
+# --- dual_write: both up -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("primary", PRIMARIES)
+def test_dual_write_signup_gives_one_id_in_both_systems_and_either_signs_in(
+    dual_write_stack: DualWriteStack, primary: SystemName
+) -> None:
+    stack = dual_write_stack
+    service = stack.service()
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=primary == BETTER_AUTH)
+    email = _email()
+    outcome = service.signup(flags, email, PASSWORD, {"full_name": "Grace Hopper"})
+    user_id = outcome.result.user.id
+    assert outcome.result.system == primary
+    assert outcome.result.session is not None
+    assert outcome.gaps == ()
+    assert stack.holders(email) == (user_id, user_id)
+    # Either system signs the user in directly, with the password they chose.
+    assert _sign_in_directly(stack, SUPABASE, email) == user_id
+    assert _sign_in_directly(stack, BETTER_AUTH, email) == user_id
+    assert service.login(flags, email, PASSWORD).result.system == primary
+    assert stack.query(
+        "SELECT state, supabase_migrated, better_auth_migrated, data_validated FROM user_migration_status"
+        " WHERE user_id = %s",
+        user_id,
+    ) == [("dual_write", True, True, True)]
+    assert stack.query("SELECT source, migration_id FROM migrated_users WHERE original_id = %s", user_id) == [
+        ("dual_write_signup", None)
+    ]
+    # Same name in both.
+    assert stack.query('SELECT name FROM "user" WHERE id = %s', user_id) == [("Grace Hopper",)]
+
+
+@pytest.mark.parametrize("primary", PRIMARIES)
+def test_an_email_either_system_holds_is_already_registered(
+    dual_write_stack: DualWriteStack, primary: SystemName
+) -> None:
+    stack = dual_write_stack
+    service = stack.service()
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=primary == BETTER_AUTH)
+    in_supabase, in_better_auth = _email("sb"), _email("ba")
+    stack.supabase_backend().sign_up(in_supabase, PASSWORD)
+    stack.better_auth_backend().sign_up(in_better_auth, PASSWORD)
+    for email in (in_supabase, in_better_auth.upper()):
+        with pytest.raises(UserExists):
+            service.signup(flags, email, "fresh password 3")
+    # Nothing was created: each email stays with the one system that held it.
+    assert stack.query("SELECT count(*) FROM auth.users") == [(1,)]
+    assert stack.query('SELECT count(*) FROM "user"') == [(1,)]
+
+
+# --- dual_write: one system down, slow, rate-limited -------------------------------------------------------
+
+
+@pytest.mark.parametrize("primary", PRIMARIES)
+def test_secondary_down_signup_served_by_primary_gap_repaired(
+    dual_write_stack: DualWriteStack, primary: SystemName
+) -> None:
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=primary == BETTER_AUTH)
+    secondary = _other(primary)
+    if secondary == SUPABASE:
+        service = stack.service(supabase_down=True)
+    else:
+        # Better-Auth is written by SQL as the secondary; its database refusing the write is the outage.
+        service = stack.service()
+        stack.query('ALTER TABLE "user" ADD CONSTRAINT outage CHECK (false) NOT VALID')
+    email = _email()
+    outcome = service.signup(flags, email, PASSWORD)
+    assert outcome.result.system == primary
+    assert len(outcome.gaps) == 1
+    assert stack.query("SELECT reason, status, source_system FROM dual_write_gaps") == [
+        ("secondary_failed", "open", primary)
+    ]
+    if secondary == BETTER_AUTH:
+        stack.query('ALTER TABLE "user" DROP CONSTRAINT outage')
+    assert stack.drain() == [f"created_{secondary}"]
+    user_id = outcome.result.user.id
+    assert stack.holders(email) == (user_id, user_id)
+    assert _sign_in_directly(stack, secondary, email) == user_id
+    assert stack.query("SELECT status, password_hash FROM dual_write_gaps") == [("repaired", None)]
+    assert stack.query("SELECT data_validated FROM user_migration_status WHERE user_id = %s", user_id) == [(True,)]
+
+
+@pytest.mark.parametrize("primary", PRIMARIES)
+def test_primary_down_signup_and_login_fall_back_and_converge(
+    dual_write_stack: DualWriteStack, primary: SystemName
+) -> None:
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=primary == BETTER_AUTH)
+    secondary = _other(primary)
+    service = stack.service(supabase_down=primary == SUPABASE, better_auth_down=primary == BETTER_AUTH)
+    email = _email()
+    outcome = service.signup(flags, email, PASSWORD)
+    assert outcome.result.system == secondary
+    user_id = outcome.result.user.id
+    if primary == BETTER_AUTH:
+        # Better-Auth's server is down but its database is not: the rows are written by SQL at once.
+        assert outcome.gaps == ()
+    else:
+        assert stack.drain() == ["created_supabase"]
+    assert stack.holders(email) == (user_id, user_id)
+    assert service.login(flags, email, PASSWORD).result.system == secondary
+    assert _sign_in_directly(stack, primary, email) == user_id
+
+
+@pytest.mark.parametrize("primary", PRIMARIES)
+def test_slow_primary_login_falls_back_within_the_timeout(
+    dual_write_stack: DualWriteStack, primary: SystemName
+) -> None:
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=primary == BETTER_AUTH, timeout_ms=500)
+    service = stack.service()
+    email = _email()
+    service.signup(flags, email, PASSWORD)
+    _set_faults(stack, primary, delay_s=5.0)
+    started = time.monotonic()
+    outcome = service.login(flags, email, PASSWORD)
+    elapsed = time.monotonic() - started
+    assert outcome.result.system == _other(primary)
+    assert elapsed < 0.5 + MARGIN_S, elapsed
+
+
+@pytest.mark.parametrize("primary", PRIMARIES)
+def test_slow_primary_signup_is_uncertain_never_two_people(
+    dual_write_stack: DualWriteStack, primary: SystemName
+) -> None:
+    """A primary that times out may still commit the user under its own id: we answer 503 and let
+    Reconcile look, instead of creating a second person in the other system."""
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=primary == BETTER_AUTH, timeout_ms=300)
+    service = stack.service()
+    email = _email()
+    _set_faults(stack, primary, delay_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        service.signup(flags, email, PASSWORD)
+    assert time.monotonic() - started < 0.3 + MARGIN_S
+    time.sleep(1.5)  # the slow primary finishes the signup it was given
+    _set_faults(stack, primary, delay_s=0.0)
+    assert stack.drain() == [f"created_{_other(primary)}"]
+    sb_id, ba_id = stack.holders(email)
+    assert sb_id is not None
+    assert sb_id == ba_id
+    with pytest.raises(UserExists):
+        service.signup(flags, email, PASSWORD)
+    assert service.login(flags, email, PASSWORD).result.user.id == sb_id
+
+
+@pytest.mark.parametrize("primary", PRIMARIES)
+def test_rate_limited_primary_is_final_and_writes_nothing(
+    dual_write_stack: DualWriteStack, primary: SystemName
+) -> None:
+    """A 429 is the system protecting itself (or the user from guessing): falling back would double the budget."""
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=primary == BETTER_AUTH)
+    service = stack.service()
+    registered = _email()
+    service.signup(flags, registered, PASSWORD)
+    _set_faults(stack, primary, rate_limited=True)
+    with pytest.raises(RateLimited):
+        service.signup(flags, _email(), PASSWORD)
+    with pytest.raises(RateLimited):
+        service.login(flags, registered, PASSWORD)
+    assert stack.query("SELECT count(*) FROM auth.users") == [(1,)]
+    assert stack.query("SELECT count(*) FROM dual_write_gaps") == [(0,)]
+
+
+def test_rate_limited_secondary_leaves_a_gap_that_reconcile_closes(dual_write_stack: DualWriteStack) -> None:
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=True)
+    service = stack.service()
+    _set_faults(stack, SUPABASE, rate_limited=True)
+    email = _email()
+    outcome = service.signup(flags, email, PASSWORD)
+    assert outcome.result.system == BETTER_AUTH
+    assert len(outcome.gaps) == 1
+    _set_faults(stack, SUPABASE, rate_limited=False)
+    assert stack.drain() == ["created_supabase"]
+    assert _sign_in_directly(stack, SUPABASE, email) == outcome.result.user.id
+
+
+def test_both_down_is_a_clear_error_with_the_attempt_recorded(dual_write_stack: DualWriteStack) -> None:
+    stack = dual_write_stack
+    service = stack.service(supabase_down=True, better_auth_down=True)
+    flags = flags_for(MigrationMode.DUAL_WRITE)
+    email = _email()
+    with pytest.raises(BothUnavailable):
+        service.signup(flags, email, PASSWORD)
+    with pytest.raises(BothUnavailable):
+        service.login(flags, email, PASSWORD)
+    assert stack.drain() == ["nothing_created"]
+    assert stack.holders(email) == (None, None)
+    assert stack.query("SELECT status, password_hash FROM dual_write_gaps") == [("repaired", None)]
+
+
+# --- login rules -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("primary", PRIMARIES)
+def test_wrong_password_from_the_holder_is_final(dual_write_stack: DualWriteStack, primary: SystemName) -> None:
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=primary == BETTER_AUTH, timeout_ms=3000)
+    service = stack.service()
+    email = _email()
+    service.signup(flags, email, PASSWORD)
+    _set_faults(stack, _other(primary), delay_s=2.0)  # asking the other system would cost 2 s
+    started = time.monotonic()
+    with pytest.raises(InvalidCredentials):
+        service.login(flags, email, "wrong password 9")
+    assert time.monotonic() - started < 1.5
+    with pytest.raises(InvalidCredentials):
+        service.login(flags, _email("nobody"), PASSWORD)
+
+
+@pytest.mark.parametrize("primary", PRIMARIES)
+def test_supabase_user_logging_in_is_lazily_migrated_with_the_same_id(
+    dual_write_stack: DualWriteStack, primary: SystemName
+) -> None:
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=primary == BETTER_AUTH)
+    email = _email("legacy")
+    legacy = stack.supabase_backend().sign_up(email, PASSWORD, {"full_name": "Old Timer"})
+    service = stack.service()
+    outcome = service.login(flags, email, PASSWORD)
+    assert outcome.result.system == SUPABASE
+    assert outcome.lazy_migrated
+    assert stack.holders(email) == (legacy.user.id, legacy.user.id)
+    assert _sign_in_directly(stack, BETTER_AUTH, email) == legacy.user.id
+    assert stack.query("SELECT source FROM migrated_users WHERE original_id = %s", legacy.user.id) == [("lazy_login",)]
+    assert stack.query("SELECT state FROM user_migration_status WHERE user_id = %s", legacy.user.id) == [
+        ("migrated_lazy",)
+    ]
+    again = service.login(flags, email, PASSWORD)
+    assert not again.lazy_migrated
+    assert again.result.system == primary
+    assert stack.query('SELECT count(*) FROM "user"') == [(1,)]
