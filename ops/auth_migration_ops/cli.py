@@ -96,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true")
 
+    status = sub.add_parser(
+        "status", help="users per system: total, supabase, better-auth, fully migrated, completion rate, open gaps"
+    )
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--database-url", help="default: NEW_DATABASE_URL")
+
+    rec = sub.add_parser("reconcile", help="dual-write repair").add_subparsers(dest="reconcile_command", required=True)
+    sweep = rec.add_parser("sweep", help="repair every open dual-write gap now, here (not through the queue)")
+    sweep.add_argument("--json", action="store_true")
+
+    oapi = sub.add_parser("openapi", help="print the auth API's OpenAPI 3.1 document")
+    oapi.add_argument("--out", type=Path, help="write it to this file instead of stdout")
+
     local = sub.add_parser("local", help="run the template's functions here").add_subparsers(
         dest="local_command", required=True
     )
@@ -149,6 +162,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _invoke(args)
     if args.command == "bench":
         return _bench(args.bench_args)
+    if args.command == "status":
+        return _status(args)
+    if args.command == "reconcile":
+        return _reconcile_sweep(args)
+    if args.command == "openapi":
+        return _openapi(args)
     if args.command == "local":
         from auth_migration_ops.local_api import serve
 
@@ -162,6 +181,62 @@ def _dispatch(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         as_json=args.json,
     )
+
+
+def _status(args: argparse.Namespace) -> int:
+    from auth_migration.dual_write.records import migration_stats
+    from auth_migration.store import connect, require_schema
+
+    url = args.database_url or _settings(args).new_database_url
+    with connect(url, autocommit=True) as conn:
+        require_schema(conn)
+        stats = migration_stats(conn).as_dict()
+    if args.json:
+        print(json.dumps(stats))
+        return EXIT_OK
+    labels = {
+        "total_users": "users tracked",
+        "supabase_migrated": "in Supabase",
+        "better_auth_migrated": "in Better-Auth",
+        "fully_migrated": "in both",
+        "data_validated": "validated",
+        "completion_rate": "completion rate %",
+        "open_gaps": "open dual-write gaps",
+        "conflicts": "gaps needing a person",
+    }
+    width = max(len(v) for v in labels.values())
+    for key, label in labels.items():
+        print(f"{label:<{width}}  {stats[key]}")
+    return EXIT_OK
+
+
+def _reconcile_sweep(args: argparse.Namespace) -> int:
+    from auth_migration.dual_write.reconcile_worker import sweep
+    from auth_migration.dual_write.runtime import reconciler
+
+    worker = reconciler(_settings(args))
+    try:
+        counts = sweep(worker, None, older_than_s=0)
+    finally:
+        worker.conns.close()
+        worker.supabase.close()
+    print(json.dumps(counts) if args.json else f"repaired {counts['repaired']} gap(s)")
+    return EXIT_OK
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from auth_migration.dual_write.api import build_resolver, openapi_schema
+    from auth_migration.exceptions import ConfigError
+
+    def unavailable() -> Any:
+        raise ConfigError("the schema needs no service")
+
+    text = json.dumps(openapi_schema(build_resolver(unavailable, unavailable)), indent=2) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 def _bench(argv: list[str]) -> int:

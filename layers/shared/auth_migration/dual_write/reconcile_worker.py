@@ -23,11 +23,11 @@ SWEEP_MAX_ATTEMPTS: Final = 50
 SWEEP_LIMIT: Final = 1000
 
 
-def sweep(reconciler: Reconciler, queue: RepairQueue | None) -> dict[str, int]:
+def sweep(reconciler: Reconciler, queue: RepairQueue | None, *, older_than_s: int = SWEEP_AFTER_S) -> dict[str, int]:
     """Re-queue stale open gaps; with no queue configured, repair them inline."""
     conn = reconciler.conns.state
     with conn.transaction():
-        ids = open_gap_ids(conn, older_than_s=SWEEP_AFTER_S, max_attempts=SWEEP_MAX_ATTEMPTS, limit=SWEEP_LIMIT)
+        ids = open_gap_ids(conn, older_than_s=older_than_s, max_attempts=SWEEP_MAX_ATTEMPTS, limit=SWEEP_LIMIT)
         # Touch them so the next sweep does not send them again while these messages are in flight.
         conn.execute("UPDATE dual_write_gaps SET updated_at = now() WHERE id = ANY(%s)", (ids,))
     repaired = 0

@@ -346,25 +346,34 @@ class AuthService:
         primary, secondary = route.primary, route.secondary
         if secondary is None:
             return AuthOutcome(self._sign_in(primary, email, password, client_ip, seconds), route)
+        # Who holds the user decides. A primary that does not hold them is not asked (one HTTP call saved for
+        # every user not yet migrated), and "wrong password" is final only from the holder. The holder is
+        # looked up again after a refusal: a rollback may have removed the user in between.
         first_error: BackendError
-        try:
-            result = self._sign_in(primary, email, password, client_ip, seconds)
-        except EmailNotConfirmed:
-            raise
-        except InvalidCredentials as exc:
-            # "Wrong password" is final only from the system that holds the user.
-            if self._holder_if_known(primary, email) is not None:
-                raise
-            first_error = exc
-        except _FALLBACK_ERRORS as exc:
-            first_error = exc
+        held = self._holds(primary, email)
+        if held is False:
+            first_error = InvalidCredentials(primary, detail="does not hold the user")
         else:
-            return self._after_login(route, result, email, password)
+            try:
+                result = self._sign_in(primary, email, password, client_ip, seconds)
+            except EmailNotConfirmed:
+                raise
+            except InvalidCredentials as exc:
+                if self._holds(primary, email) is True:
+                    raise
+                first_error = exc
+            except _FALLBACK_ERRORS as exc:
+                first_error = exc
+            else:
+                return self._after_login(route, result, email, password)
         try:
             result = self._sign_in(secondary, email, password, client_ip, seconds)
         except InvalidCredentials:
             raise
         except _FALLBACK_ERRORS as exc:
+            if isinstance(first_error, InvalidCredentials) and self._holds(secondary, email) is False:
+                # Neither system holds this email: the answer is known without the one that is down.
+                raise InvalidCredentials(secondary, detail="no system holds the user") from exc
             if isinstance(first_error, InvalidCredentials):
                 raise  # the primary does not hold the user; the one that might is down
             raise BothUnavailable(f"{primary}+{secondary}", detail="login failed on both systems") from exc
@@ -463,10 +472,10 @@ class AuthService:
         except psycopg.Error as exc:
             raise Unavailable(system, detail=f"cannot look the email up ({type(exc).__name__})") from exc
 
-    def _holder_if_known(self, system: SystemName, email: str) -> BackendUser | None:
-        """As _holder, with "cannot tell" read as "not held" (the other system's answer then decides)."""
+    def _holds(self, system: SystemName, email: str) -> bool | None:
+        """Whether `system` holds a user with this email; None when its table cannot be read."""
         try:
-            return self._holder(system, email)
+            return self._holder(system, email) is not None
         except Unavailable:
             return None
 
