@@ -145,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"auth-migrate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE if type(exc).__name__ == "InvalidRequest" else EXIT_ERROR
     except KeyboardInterrupt:
-        print("auth-migrate: interrupted; `auth-migrate migrate resume ID` continues", file=sys.stderr)
+        hint = "; `auth-migrate migrate resume ID` continues" if argv[:1] == ["migrate"] else ""
+        print(f"auth-migrate: interrupted{hint}", file=sys.stderr)
         return 130
 
 

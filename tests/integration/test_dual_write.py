@@ -3,12 +3,16 @@ fallback, lazy migration, the takeover guard, gaps and their repair."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 
 from auth_migration.backends import (
@@ -20,9 +24,11 @@ from auth_migration.backends import (
     Unavailable,
     UserExists,
 )
+from auth_migration.dual_write.records import MigrationStats, migration_stats
 from auth_migration.dual_write.service import BothUnavailable
 from auth_migration.engine.plan import StartRequest, start_migration
 from auth_migration.flags import MigrationMode
+from auth_migration_ops.cli import main as cli_main
 from tests.integration.plugins.dual_write import DualWriteStack, flags_for
 from tests.integration.plugins.engine import InlineEngine
 
@@ -381,3 +387,48 @@ def test_lazy_logins_racing_the_bulk_migration_create_each_user_once(
     assert by_path.get("supabase", 0) >= 1  # both paths claimed users; none twice
     for email in emails[:5]:
         assert _sign_in_directly(stack, BETTER_AUTH, email) == ids[email]
+
+
+def test_a_better_auth_id_gotrue_cannot_take_is_a_conflict_not_a_retry_loop(dual_write_stack: DualWriteStack) -> None:
+    """Better-Auth's default ids are not UUIDs; GoTrue refuses them (docs/BETTER_AUTH.md)."""
+    stack = dual_write_stack
+    email = _email("nonuuid")
+    stack.query(
+        """INSERT INTO "user" (id, name, email, "emailVerified", "createdAt", "updatedAt")
+           VALUES ('Kz8w0N5rJhdi1JbWle6abcdEFGH12345', 'x', %s, false, now(), now())""",
+        email,
+    )
+    gap_id = stack.reconciler().gap_id_from({"gap": {"email": email, "source_system": "better_auth"}})
+    result = stack.reconciler().repair(gap_id)
+    assert (result.status, result.outcome) == ("conflict", "rejected_by_supabase")
+    assert stack.holders(email)[0] is None
+
+
+def test_status_counts_users_per_system_and_open_gaps(dual_write_stack: DualWriteStack) -> None:
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=True)
+    stack.service().signup(flags, _email(), PASSWORD)
+    stack.service(supabase_down=True).signup(flags, _email(), PASSWORD)  # leaves a gap
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(["status", "--json", "--database-url", stack.database_url]) == 0
+    assert json.loads(out.getvalue()) == {
+        "total_users": 1,
+        "supabase_migrated": 1,
+        "better_auth_migrated": 1,
+        "fully_migrated": 1,
+        "data_validated": 1,
+        "open_gaps": 1,
+        "conflicts": 0,
+        "completion_rate": 100.0,
+    }
+    stack.drain()
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        cli_main(["status", "--database-url", stack.database_url])
+    assert "in both" in text.getvalue()
+    assert migration_stats_of(stack).fully_migrated == 2
+
+
+def migration_stats_of(stack: DualWriteStack) -> MigrationStats:
+    with psycopg.connect(stack.database_url) as conn:
+        return migration_stats(conn)

@@ -140,6 +140,7 @@ def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags
         else:
             status, error, message = _UNAVAILABLE
             logger.warning("auth systems unavailable", extra={"system": exc.system, "error": exc.kind})
+        metrics.add_metric(name=f"AuthRefused_{error}", unit="Count", value=1)
         headers = None
         if status in (429, 503):
             retry = getattr(exc, "retry_after", None)

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 
 from auth_migration.backends.base import BETTER_AUTH, SUPABASE, BackendUser, SystemName
 from auth_migration.backends.better_auth import display_name
-from auth_migration.backends.errors import UserExists
+from auth_migration.backends.errors import BadRequest, UserExists
 from auth_migration.backends.supabase import SupabaseAuthBackend
 from auth_migration.connections import Connections
 from auth_migration.dual_write.directory import (
@@ -150,8 +150,8 @@ class Reconciler:
         else:
             assert better_auth is not None
             outcome = self._create_in_supabase(gap, better_auth)
-        if outcome == "conflict":
-            return "conflict", "email_held_by_another_id"
+        if outcome.startswith("conflict:"):
+            return "conflict", outcome.removeprefix("conflict:")
         user_id = (supabase or better_auth).id  # type: ignore[union-attr]
         created_target = outcome == "created_better_auth"
 
@@ -176,7 +176,7 @@ class Reconciler:
         try:
             self._target(lambda conn: insert_better_auth_user(conn, new))
         except psycopg.errors.UniqueViolation:
-            return "conflict"
+            return "conflict:email_held_by_another_id"
         return "created_better_auth"
 
     def _create_in_supabase(self, gap: GapRow, holder: BackendUser) -> str:
@@ -196,7 +196,12 @@ class Reconciler:
         except UserExists:
             # Created meanwhile (a slow earlier attempt): same id is success, another id is a conflict.
             existing = self._source(lambda conn: find_supabase_user(conn, email=holder.email))
-            return "created_supabase" if existing is not None and existing.id == holder.id else "conflict"
+            if existing is not None and existing.id == holder.id:
+                return "created_supabase"
+            return "conflict:email_held_by_another_id"
+        except BadRequest:
+            # GoTrue refuses the record itself (a non-UUID id: docs/BETTER_AUTH.md): retrying cannot help.
+            return "conflict:rejected_by_supabase"
         return "created_supabase"
 
     def _fix_fields(self, gap: GapRow, supabase: BackendUser, better_auth: BackendUser) -> str:
