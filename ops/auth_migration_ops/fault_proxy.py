@@ -34,6 +34,8 @@ class FaultProxy:
     def __init__(self, upstream: str, *, seed: int | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = Faults()
+        #: Requests received, faulty or not: tests check which system a route never asked.
+        self.requests_received = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -87,6 +89,8 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self._serve("POST")
 
         def _serve(self, method: str) -> None:
+            with proxy._lock:
+                proxy.requests_received += 1
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             faults = proxy.faults

@@ -264,6 +264,8 @@ class GoTrueStandIn:
         self.calls: list[tuple[str, str, int]] = []
         #: TCP connections accepted so far (tests of client connection reuse read it).
         self.connections_accepted = 0
+        #: Requests received, faulty or not: tests check which system a route never asked.
+        self.requests_received = 0
         issued = int(time.time())
         far = issued + 10 * 365 * 24 * 3600
         self.anon_key = sign_jwt({"iss": "supabase-demo", "role": "anon", "iat": issued, "exp": far}, jwt_secret)
@@ -492,6 +494,8 @@ class GoTrueStandIn:
         self, method: str, path: str, query: Mapping[str, list[str]], headers: Any, body: bytes
     ) -> tuple[int, Any]:
         """Serve one request: (status, JSON body). Raises _ApiError / _OAuthError / _DropConnection."""
+        with self._lock:
+            self.requests_received += 1
         self._apply_faults(path)
         route: Callable[[], tuple[int, Any]] | None = None
         if method == "GET" and path == "/health":
