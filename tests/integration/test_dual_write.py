@@ -432,3 +432,27 @@ def test_status_counts_users_per_system_and_open_gaps(dual_write_stack: DualWrit
 def migration_stats_of(stack: DualWriteStack) -> MigrationStats:
     with psycopg.connect(stack.database_url) as conn:
         return migration_stats(conn)
+
+
+def test_reconcile_brings_differing_fields_to_the_source_systems_values(dual_write_stack: DualWriteStack) -> None:
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE)
+    email = _email("drift")
+    user_id = stack.service().signup(flags, email, PASSWORD, {"full_name": "Real Name"}).result.user.id
+    stack.query('UPDATE "user" SET name = %s, "emailVerified" = false WHERE id = %s', "Drifted", user_id)
+    reconciler = stack.reconciler()
+    gap = {"email": email, "user_id": user_id, "source_system": "supabase", "reason": "mismatch"}
+    result = reconciler.repair(reconciler.gap_id_from({"gap": gap}))
+    assert (result.status, result.outcome) == ("repaired", "fields_fixed")
+    assert stack.query('SELECT name, "emailVerified" FROM "user" WHERE id = %s', user_id) == [("Real Name", True)]
+    # Better-Auth as the source: a verified Better-Auth user is confirmed in GoTrue.
+    stack.query("UPDATE auth.users SET email_confirmed_at = NULL WHERE id = %s::uuid", user_id)
+    gap["source_system"] = "better_auth"
+    result = reconciler.repair(reconciler.gap_id_from({"gap": gap}))
+    assert result.outcome == "fields_fixed"
+    assert stack.query("SELECT email_confirmed_at IS NOT NULL FROM auth.users WHERE id = %s::uuid", user_id) == [
+        (True,)
+    ]
+    again = reconciler.repair(reconciler.gap_id_from({"gap": gap}))
+    assert again.outcome == "consistent"
+    reconciler.conns.close()
