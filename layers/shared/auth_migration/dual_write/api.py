@@ -129,6 +129,7 @@ def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags
     # Powertools' exception_handler decorator is untyped; the handlers themselves are fully typed.
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def invalid_body(exc: RequestValidationError) -> Response[str]:
+        metrics.add_metric(name="AuthRefused_invalid_request", unit="Count", value=1)
         return _error(400, "invalid_request", "The request body is invalid.", details=_field_problems(exc))
 
     @app.exception_handler(BackendError)  # type: ignore[untyped-decorator]
