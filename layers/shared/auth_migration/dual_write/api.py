@@ -175,6 +175,7 @@ def handle_api_event(event: Mapping[str, Any], context: LambdaContext, app: APIG
 
 
 def _raw(status: int, error: str, message: str) -> dict[str, Any]:
+    metrics.add_metric(name=f"AuthRefused_{error}", unit="Count", value=1)
     return {
         "statusCode": status,
         "headers": {"Content-Type": _JSON, "Cache-Control": "no-store"},
