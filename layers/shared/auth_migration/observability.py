@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 logger = Logger(service="auth-migration")
+# httpcore's DEBUG trace logs reply headers, Better-Auth's session cookie among them; httpx's logs URLs.
+# Neither may run at DEBUG, whatever the root logger's level.
+logging.getLogger("httpcore").setLevel(logging.INFO)
+logging.getLogger("httpx").setLevel(logging.WARNING)
 tracer = Tracer(service="auth-migration")
 metrics = Metrics(namespace="AuthMigration", service="auth-migration")
 

@@ -25,21 +25,48 @@ def _signup_password(value: str) -> str:
     return value
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether `value` nests containers deeper than `limit` (iterative: hostile depth cannot recurse)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return False
+
+
+def _has_nul(value: Any) -> bool:
+    """Postgres text and jsonb cannot hold U+0000: such metadata could be stored in neither system."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > METADATA_MAX_BYTES:
-        raise ValueError(f"metadata must be at most {METADATA_MAX_BYTES} bytes as JSON")
-    if _depth(value) > _METADATA_MAX_DEPTH:
+    if _too_deep(value, _METADATA_MAX_DEPTH):
         raise ValueError(f"metadata must nest at most {_METADATA_MAX_DEPTH} levels")
+    try:
+        # allow_nan=False: NaN and Infinity are not JSON, and neither system would accept them.
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise ValueError("metadata must be plain JSON (no NaN or Infinity)") from None
+    if len(encoded.encode("utf-8")) > METADATA_MAX_BYTES:
+        raise ValueError(f"metadata must be at most {METADATA_MAX_BYTES} bytes as JSON")
+    if _has_nul(value):
+        raise ValueError("metadata must not contain the NUL character")
     return value
 
 
@@ -53,7 +80,12 @@ class SignupRequest(BaseModel):
     email: Email
     password: Annotated[
         str,
-        Field(min_length=PASSWORD_MIN, max_length=BCRYPT_MAX_BYTES, description="8 to 72 bytes (bcrypt's limit)."),
+        Field(
+            min_length=PASSWORD_MIN,
+            max_length=BCRYPT_MAX_BYTES,
+            description="8 to 72 bytes (bcrypt's limit).",
+            repr=False,  # the model's repr reaches DEBUG logs (Event Handler logs route arguments)
+        ),
         AfterValidator(_signup_password),
     ]
     metadata: Annotated[
@@ -68,7 +100,7 @@ class LoginRequest(BaseModel):
 
     email: Email
     # No policy here (policies change; old passwords stay valid): only a sane bound.
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: Annotated[str, Field(min_length=1, max_length=1024, repr=False)]
 
 
 class UserBody(BaseModel):

@@ -42,8 +42,9 @@ from auth_migration.dual_write.directory import (
     find_better_auth_user,
     find_supabase_user,
     insert_better_auth_user,
+    supabase_hash,
 )
-from auth_migration.dual_write.passwords import hash_password
+from auth_migration.dual_write.passwords import hash_password, password_fits_bcrypt
 from auth_migration.dual_write.records import (
     AuthEvent,
     Gap,
@@ -299,7 +300,7 @@ class AuthService:
                     ),
                     seconds,
                 )
-        except (BackendError, psycopg.Error) as exc:
+        except Exception as exc:  # any failure here leaves the user one-sided: it must become a gap
             kind = exc.kind if isinstance(exc, BackendError) else type(exc).__name__
             self._warn("dual-write secondary failed; gap recorded", {"system": system, "error": kind})
             return self._report_gaps([replace(gap, detail=kind)])
@@ -384,7 +385,7 @@ class AuthService:
             return AuthOutcome(result, route)
         try:
             migrated, gaps = self._lazy_migrate(result.user, email, password)
-        except (psycopg.Error, BackendError) as exc:
+        except Exception as exc:
             # The login itself succeeded: lazy migration is best effort, and the bulk run catches the user.
             self._warn("lazy migration failed", {"error": type(exc).__name__})
             return AuthOutcome(result, route)
@@ -400,7 +401,12 @@ class AuthService:
         """
         if self._in_state(lambda conn: is_tracked(conn, user.id)):
             return False, ()
-        new = NewUser(user.id, email, hash_password(password), user.email_verified, user.metadata)
+        if password_fits_bcrypt(password):
+            password_hash: str | None = hash_password(password)
+        else:
+            # bcrypt reads 72 bytes at most: GoTrue's own hash of this password is the one that verifies it.
+            password_hash = self._with_retry("source", lambda conn: supabase_hash(conn, user.id))
+        new = NewUser(user.id, email, password_hash, user.email_verified, user.metadata)
 
         def claim_and_write(conn: psycopg.Connection) -> bool:
             if not claim_user(conn, user.id, email, "lazy_login", created_target=True):
