@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import random
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 
 import httpx
 
 from auth_migration_ops.gotrue_standin import Faults
+from auth_migration_ops.quiet_server import QuietThreadingHTTPServer
 
 __all__ = ["FaultProxy"]
 
@@ -40,7 +41,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._client = httpx.Client(base_url=self.upstream, timeout=60.0, follow_redirects=False)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = QuietThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -37,6 +37,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from auth_migration_ops.quiet_server import QuietThreadingHTTPServer
 from auth_migration_ops.supabase_data import create_supabase_schema
 
 __all__ = [
@@ -301,7 +302,7 @@ class GoTrueStandIn:
         if self.create_schema:
             create_supabase_schema(self.database_url)
         self._stopping.clear()
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server = QuietThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         # Request threads may be sleeping in an injected delay: they must not keep the process alive.
         server.daemon_threads = True
         self._server = server
