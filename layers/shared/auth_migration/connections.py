@@ -22,6 +22,8 @@ class Connections:
         self._open: dict[str, psycopg.Connection] = {}
         #: True when target and state are one database: per-user atomicity by a single transaction.
         self.shared_target = _same(state_url, target_url)
+        #: True when source and state are one database: a batch's read can tell who is already migrated.
+        self.shared_source = _same(state_url, source_url)
 
     def _get(self, role: str) -> psycopg.Connection:
         mine = self._open.get(role)
@@ -47,6 +49,11 @@ class Connections:
     @property
     def target(self) -> psycopg.Connection:
         return self._get("target")
+
+    def open_extra(self, role: str) -> psycopg.Connection:
+        """A connection of its own to that role's database (autocommit), for a statement run side by side
+        with the shared connection's work. The caller closes it."""
+        return connect(self.urls[role], autocommit=True, application_name=f"auth-migration-{role}-extra")
 
     def reset(self) -> None:
         """Close everything (after a connection-level error); the next use reconnects."""

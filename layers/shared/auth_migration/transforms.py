@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -27,8 +28,18 @@ MAX_URL_LENGTH = 2048
 MAX_METADATA_BYTES = 64 * 1024
 
 
+_NAMESPACE_BYTES = ACCOUNT_ID_NAMESPACE.bytes
+
+
 def account_id_for(provider: str, account_id: str) -> str:
-    return str(uuid.uuid5(ACCOUNT_ID_NAMESPACE, f"{provider}:{account_id}"))
+    """str(uuid.uuid5(ACCOUNT_ID_NAMESPACE, "provider:account")), computed without building UUID objects
+    (uuid.uuid5 was 4 % of a batch's time): SHA-1 of namespace + name, version and variant bits set."""
+    name = f"{provider}:{account_id}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def build_target(user: SourceUser, *, now: datetime | None = None) -> TargetUser:
@@ -112,7 +123,12 @@ def _image_from(meta: Any) -> str | None:
 
 def clean_name(draft: TargetUser, _source: SourceUser) -> None:
     """Strip control characters and cap the length: metadata names are user input of any shape."""
-    name = "".join(ch for ch in draft.name if unicodedata.category(ch)[0] != "C").strip()
+    name = draft.name
+    # isprintable() is False for every category-C character (and for other spaces than " "): only then
+    # does a name need the per-character filter, which was most of this transform's cost.
+    if not name.isprintable():
+        name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = name.strip()
     if len(name) > MAX_NAME_LENGTH:
         name = name[:MAX_NAME_LENGTH]
         draft.flags.append("name_truncated")
@@ -140,7 +156,7 @@ def validate_avatar_url(draft: TargetUser, _source: SourceUser) -> None:
 
 def mark_source_metadata(draft: TargetUser, source: SourceUser) -> None:
     """The seed's metadata markers, kept in migrated_users.metadata (Better-Auth's user has no such column)."""
-    size = len(json.dumps(draft.metadata, default=str))
+    size = len(json.dumps(draft.metadata, default=str)) if draft.metadata else 2
     if size > MAX_METADATA_BYTES:
         draft.metadata = {"truncated": True, "original_bytes": size}
         draft.flags.append("metadata_truncated")

@@ -58,6 +58,41 @@ def classify(user: SourceUser, policy: ValidationPolicy) -> Outcome | None:
     return None
 
 
+# EMAIL_RE for PostgreSQL, spelled without ranges (their meaning can depend on the collation).
+_ASCII_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_EMAIL_SQL = rf"^[{_ASCII_ALNUM}._%+-]+@[{_ASCII_ALNUM}.-]+\.[{_ASCII_ALNUM[:52]}]{{2,}}$"
+
+
+def plainly_valid_sql(
+    policy: ValidationPolicy, *, user_id: str, email: str, deleted_at: str, is_anonymous: str, banned_until: str
+) -> str | None:
+    """A SQL condition over a source's columns that holds only for users classify() lets through.
+
+    It may be false for some of them (they are then classified here, in Python), never true for one
+    classify() would stop, so a source can count such users server-side instead of returning them:
+    a re-run counts already-migrated users without reading or converting them.
+
+    - the raw email must match the seed's pattern with no surrounding whitespace: Python's strip()
+      is then a no-op, and PostgreSQL's `$` (unlike Python's) never matches before a final newline;
+    - any ban at all, deleted or anonymous users, and (stage prod) any email holding "test" in any
+      case (a superset of DEFAULT_TEST_USER_RE's matches) take the Python path.
+    None when no such condition can be promised (a custom test-user pattern in prod).
+    """
+    checks = [
+        f"{user_id} <> ''",
+        f"{deleted_at} IS NULL",
+        f"NOT {is_anonymous}",
+        f"{banned_until} IS NULL",
+        f"length({email}) <= {MAX_EMAIL_LENGTH}",
+        f"{email} ~ '{_EMAIL_SQL}'",
+    ]
+    if policy.stage == "prod" and policy.test_user_re is not None:
+        if policy.test_user_re is not DEFAULT_TEST_USER_RE:
+            return None
+        checks.append(f"strpos(lower({email}), 'test') = 0")
+    return "(" + " AND ".join(checks) + ")"
+
+
 def is_banned(user: SourceUser, now: datetime) -> bool:
     return user.banned_until is not None and user.banned_until > now
 

@@ -51,6 +51,8 @@ class _Plan:
     outcomes: list[Outcome] = field(default_factory=list)
     create: list[TargetUser] = field(default_factory=list)
     adopt: list[TargetUser] = field(default_factory=list)
+    #: Users found already migrated before any write (outcome "already_migrated", counted only).
+    already_migrated: int = 0
 
 
 def parse_batch_message(body: Any) -> BatchMessage:
@@ -108,18 +110,41 @@ def _run(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
 
         source, target = get_source(source_name), get_target(target_name)
         caps = ctx.capabilities(target)
-        users = source.fetch_range(conns.source, msg.after_id, msg.upto_id)
-        plan = _decide(users, msg, ctx, state, target, caps, options, pending_create=set(pending or ()))
+        now = datetime.now(UTC)
+        policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
+        # Where the state lives with the source, the read itself says who is already migrated (one
+        # index probe per user; no migration-only columns read for them), and the users both
+        # migrated and plainly valid are only counted: a re-run neither transfers nor converts them.
+        known = conns.shared_source
+        skipped = 0
+        if known:
+            users, skipped = source.fetch_pending(conns.source, msg.after_id, msg.upto_id, policy)
+        else:
+            users = source.fetch_range(conns.source, msg.after_id, msg.upto_id)
+        plan = _decide(
+            users,
+            msg,
+            ctx,
+            state,
+            target,
+            policy,
+            now,
+            options,
+            pending_create=set(pending or ()),
+            migrated_known=known,
+        )
+        plan.already_migrated += skipped
+        total = len(users) + skipped
 
         if dry_run:
             # Same decisions, no writes: what the real run would count, from the same code path.
             _add_outcomes(
                 plan, {u.id for u in plan.create}, {u.id for u in plan.create}, {u.id for u in plan.adopt}, {}
             )
-            return _finish(state, msg, users, plan)
+            return _finish(state, msg, total, plan)
         if shared:
             _write_shared(plan, msg, source_name, state, target, caps)
-            return _finish(state, msg, users, plan)
+            return _finish(state, msg, total, plan)
         # Two databases cannot share a transaction: record the intent and commit it, write the
         # target idempotently, then record the outcome. A retry after a crash in between finds its
         # own rows through pending_create and counts them as created (see _decide).
@@ -136,7 +161,7 @@ def _run(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
         if still_open is None or still_open[0] == "done":
             return BatchResult(msg.migration_id, msg.batch_no, "duplicate")
         _track(state, plan, created, failed, msg, source_name)
-        return _finish(state, msg, users, plan)
+        return _finish(state, msg, total, plan)
 
 
 def _decide(
@@ -145,14 +170,14 @@ def _decide(
     ctx: EngineContext,
     state: psycopg.Connection,
     target: BetterAuthTarget,
-    caps: TargetCapabilities,
+    policy: ValidationPolicy,
+    now: datetime,
     options: dict[str, Any],
     *,
     pending_create: set[str],
+    migrated_known: bool = False,
 ) -> _Plan:
     plan = _Plan()
-    now = datetime.now(UTC)
-    policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
     pipeline = resolve_pipeline(options.get("transforms"))
     valid: list[SourceUser] = []
     for user in users:
@@ -164,17 +189,21 @@ def _decide(
     if not valid:
         return plan
     # Already-migrated users are skipped set-wise before any transform or target lookup, so a
-    # re-run costs one read of the range and one index probe per user.
-    already = {
-        r[0]
-        for r in state.execute(
-            "SELECT m.original_id FROM unnest(%s::text[]) AS k(id) JOIN migrated_users m ON m.original_id = k.id",
-            ([u.id for u in valid],),
-        )
-    }
-    plan.outcomes.extend(
-        Outcome(u.id, OutcomeKind.ALREADY_MIGRATED, "already_migrated") for u in valid if u.id in already
-    )
+    # re-run costs one read of the range and one index probe per user (in that read when the source
+    # shares the state's database, else here; LATERAL ... LIMIT 1 keeps it a probe, see lookup()).
+    if migrated_known:
+        already = {u.id for u in valid if u.migrated}
+    else:
+        already = {
+            r[0]
+            for r in state.execute(
+                """SELECT m.original_id FROM unnest(%b::text[]) AS k(id) CROSS JOIN LATERAL
+                       (SELECT original_id FROM migrated_users WHERE original_id = k.id LIMIT 1) m""",
+                ([u.id for u in valid],),
+            )
+        }
+    # Counted, not listed: an already-migrated user is never recorded one by one (a re-run is all of them).
+    plan.already_migrated += sum(1 for u in valid if u.id in already)
     drafts = [transform(u, pipeline, now=now) for u in valid if u.id not in already]
     if not drafts:
         return plan
@@ -184,7 +213,7 @@ def _decide(
     case_dupes = {
         r[0]
         for r in state.execute(
-            "SELECT email_lower FROM migration_email_conflicts WHERE migration_id = %s AND email_lower = ANY(%s)",
+            "SELECT email_lower FROM migration_email_conflicts WHERE migration_id = %s AND email_lower = ANY(%b)",
             (msg.migration_id, emails),
         )
     }
@@ -275,38 +304,35 @@ def _write_shared(
     target: BetterAuthTarget,
     caps: TargetCapabilities,
 ) -> None:
-    """One database: claim + target rows per user in one savepoint, set-wise first, per user on failure."""
+    """One database: claim + target rows + status in one statement, set-wise first, per user on failure."""
 
-    def write(users: Sequence[TargetUser]) -> tuple[set[str], set[str]]:
-        claimed = _claim(conn, users, msg, source_name, created=True)
-        mine = [u for u in users if u.id in claimed]
-        created = target.insert(conn, mine, caps)
-        lost_race = claimed - created
-        if lost_race:  # the target row appeared after our lookup: adopted, not created
-            conn.execute(
-                "UPDATE migrated_users SET created_target = false WHERE original_id = ANY(%s)",
-                (list(lost_race),),
-            )
-        return claimed, created
+    def write(users: Sequence[TargetUser], adopt: set[str]) -> tuple[set[str], set[str]]:
+        done = target.write_tracked(conn, users, caps, adopt=adopt, migration_id=msg.migration_id, source=source_name)
+        return done.claimed, done.created
 
+    adopt_ids = {u.id for u in plan.adopt}
     claimed: set[str] = set()
     created: set[str] = set()
     failed: dict[str, Outcome] = {}
+    if not plan.create and not plan.adopt:
+        return  # a re-run: no savepoint, no statement
     try:
         with conn.transaction():
-            claimed, created = write(plan.create)
+            claimed, created = write(plan.create + plan.adopt, adopt_ids)
     except (pg_errors.IntegrityError, pg_errors.DataError):
+        # One bad user must not block the others: each user to create in its own savepoint.
         for user in plan.create:
             try:
                 with conn.transaction():
-                    c, k = write([user])
+                    c, k = write([user], adopt_ids)
                     claimed |= c
                     created |= k
             except (pg_errors.IntegrityError, pg_errors.DataError) as exc:
                 failed[user.id] = _rejection(user, exc)
-    adopted = _claim(conn, plan.adopt, msg, source_name, created=False)
-    _add_outcomes(plan, claimed, created, adopted, failed)
-    _mark_status(conn, [u for u in plan.create + plan.adopt if u.id in claimed | adopted], msg)
+        c, _ = write(plan.adopt, adopt_ids)  # adoptions write no target row: nothing there to reject
+        claimed |= c
+    adopted = claimed & adopt_ids
+    _add_outcomes(plan, claimed - adopted, created, adopted, failed)
 
 
 def _track(
@@ -360,8 +386,8 @@ def _claim(
     rows = conn.execute(
         """INSERT INTO migrated_users
                (original_id, new_auth_id, email, migration_id, source, created_target, flags, metadata)
-           SELECT o, o, e, %s, %s, %s, f::text[], m
-           FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[]) AS t(o, e, f, m)
+           SELECT o, o, e, %s, %s, %s, f::text[], m::jsonb
+           FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS t(o, e, f, m)
            ON CONFLICT (original_id) DO NOTHING RETURNING original_id""",
         (
             msg.migration_id,
@@ -382,49 +408,61 @@ def _mark_status(conn: psycopg.Connection, users: Sequence[TargetUser], msg: Bat
     conn.execute(
         """INSERT INTO user_migration_status (user_id, email, state, supabase_migrated, better_auth_migrated,
                                               migration_id, migration_completed_at)
-           SELECT u, e, 'migrated_bulk', true, true, %s, now() FROM unnest(%s::text[], %s::text[]) AS t(u, e)
+           SELECT u, e, 'migrated_bulk', true, true, %s, now() FROM unnest(%b::text[], %b::text[]) AS t(u, e)
            ON CONFLICT (user_id) DO UPDATE SET state = 'migrated_bulk', better_auth_migrated = true,
                migration_id = EXCLUDED.migration_id, migration_completed_at = now(), updated_at = now()""",
         (msg.migration_id, [u.id for u in users], [u.email for u in users]),
     )
 
 
-def _finish(state: psycopg.Connection, msg: BatchMessage, users: Sequence[SourceUser], plan: _Plan) -> BatchResult:
+def _finish(state: psycopg.Connection, msg: BatchMessage, total: int, plan: _Plan) -> BatchResult:
+    """Record the errors, mark the batch done, add to the counters and settle the status: one statement.
+
+    total: the users the batch read, counted ones included (every one has exactly one outcome)."""
     counts = Counter(o.key for o in plan.outcomes)
-    result = BatchResult(msg.migration_id, msg.batch_no, "done", len(users), dict(counts))
+    if plan.already_migrated:
+        counts[OutcomeKind.ALREADY_MIGRATED.value] += plan.already_migrated
+    result = BatchResult(msg.migration_id, msg.batch_no, "done", total, dict(counts))
     recorded = [o for o in plan.outcomes if o.kind not in _TRACKED_KINDS]
-    if recorded:
-        state.execute(
-            """INSERT INTO migration_errors (migration_id, user_id, batch_no, error_kind, error_code,
-                                             error_message, error_details)
-               SELECT %s, u, %s, k, c, m, d FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[])
-                   AS t(u, k, c, m, d)
-               ON CONFLICT (migration_id, user_id, error_code) WHERE user_id IS NOT NULL DO NOTHING""",
-            (
-                msg.migration_id,
-                msg.batch_no,
-                [o.user_id for o in recorded],
-                [o.kind.value for o in recorded],
-                [o.code for o in recorded],
-                [o.message or o.code for o in recorded],
-                [json.dumps(o.details) if o.details else None for o in recorded],
+    errors = int(result.errors)
+    state.execute(
+        f"""WITH recorded AS (
+              INSERT INTO migration_errors (migration_id, user_id, batch_no, error_kind, error_code,
+                                            error_message, error_details)
+              SELECT %s, u, %s, k, c, m, d::jsonb
+              FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[]) AS t(u, k, c, m, d)
+              ON CONFLICT (migration_id, user_id, error_code) WHERE user_id IS NOT NULL DO NOTHING
             ),
-        )
-    state.execute(
-        """UPDATE migration_batches SET status = 'done', attempts = attempts + 1, user_count = %s,
-                  outcomes = %s, pending_create = NULL, completed_at = now()
-           WHERE migration_id = %s AND batch_no = %s""",
-        (len(users), json.dumps(result.outcomes), msg.migration_id, msg.batch_no),
+            batch AS (
+              UPDATE migration_batches SET status = 'done', attempts = attempts + 1, user_count = %s,
+                     outcomes = %s::jsonb, pending_create = NULL, completed_at = now()
+              WHERE migration_id = %s AND batch_no = %s
+            )
+            UPDATE migration_states SET processed_count = processed_count + %s, error_count = error_count + %s,
+                   batches_done = batches_done + 1,
+                   last_processed_id = CASE WHEN last_processed_id IS NULL OR last_processed_id < %s
+                                            THEN %s ELSE last_processed_id END,
+                   {finish_status_sql("batches_done + 1", f"error_count + {errors}")}
+            WHERE id = %s""",
+        (
+            msg.migration_id,
+            msg.batch_no,
+            [o.user_id for o in recorded],
+            [o.kind.value for o in recorded],
+            [o.code for o in recorded],
+            [o.message or o.code for o in recorded],
+            [json.dumps(o.details) if o.details else None for o in recorded],
+            total,
+            json.dumps(result.outcomes),
+            msg.migration_id,
+            msg.batch_no,
+            total,
+            errors,
+            msg.upto_id,
+            msg.upto_id,
+            msg.migration_id,
+        ),
     )
-    state.execute(
-        """UPDATE migration_states SET processed_count = processed_count + %s, error_count = error_count + %s,
-                  batches_done = batches_done + 1,
-                  last_processed_id = CASE WHEN last_processed_id IS NULL OR last_processed_id < %s
-                                           THEN %s ELSE last_processed_id END
-           WHERE id = %s""",
-        (len(users), result.errors, msg.upto_id, msg.upto_id, msg.migration_id),
-    )
-    state.execute(f"UPDATE migration_states SET {finish_status_sql()} WHERE id = %s", (msg.migration_id,))
     return result
 
 

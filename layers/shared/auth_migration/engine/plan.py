@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -81,8 +82,7 @@ def start_migration(request: StartRequest, ctx: EngineContext) -> PlanResult:
                 Jsonb(options),
             ),
         )
-    conflicts = _record_email_conflicts(conns.state, conns.source, source, migration_id)
-    planned = _plan_batches(ctx, source, migration_id, None, request.batch_size)
+    conflicts, planned = _plan_with_conflicts(ctx, source, migration_id, None, request.batch_size)
     _set_running(conns.state, migration_id)
     enqueued = _enqueue(ctx, migration_id)
     status = load_migration(conns.state, migration_id).status
@@ -100,8 +100,9 @@ def resume_migration(migration_id: str, ctx: EngineContext) -> PlanResult:
         raise ConfigError("no batch queue configured (MIGRATION_QUEUE_URL)")
     source = get_source(migration.source)
     source.check(conns.source)
-    conflicts = _record_email_conflicts(conns.state, conns.source, source, migration_id)
-    planned = _plan_batches(ctx, source, migration_id, migration.planned_through_id, migration.batch_size)
+    conflicts, planned = _plan_with_conflicts(
+        ctx, source, migration_id, migration.planned_through_id, migration.batch_size
+    )
     with conns.state.transaction():
         requeued = conns.state.execute(
             """UPDATE migration_batches SET status = 'planned'
@@ -121,10 +122,27 @@ def resume_migration(migration_id: str, ctx: EngineContext) -> PlanResult:
     return PlanResult(migration_id, status, planned, enqueued, conflicts, {"requeued": requeued})
 
 
-def _record_email_conflicts(
-    state: psycopg.Connection, source_conn: psycopg.Connection, source: UserSource, migration_id: str
-) -> int:
-    rows = list(source.email_collisions(source_conn))
+def _plan_with_conflicts(
+    ctx: EngineContext, source: UserSource, migration_id: str, after_id: str | None, batch_size: int
+) -> tuple[int, int]:
+    """Plan the batches while a connection of its own finds the emails shared ignoring case; returns
+    (conflicts recorded, batches planned). Each is a full pass over the source: the server runs them
+    side by side (measured: a third of a re-run's start at 100k users was these two, one after the
+    other). The conflicts are stored before any batch is enqueued, so every batch sees them."""
+    conns = ctx.connections
+
+    def collisions() -> list[tuple[str, list[str]]]:
+        with conns.open_extra("source") as conn:
+            return list(source.email_collisions(conn))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="email-collisions") as pool:
+        found = pool.submit(collisions)
+        planned = _plan_batches(ctx, source, migration_id, after_id, batch_size)
+        rows = found.result()
+    return _record_email_conflicts(conns.state, migration_id, rows), planned
+
+
+def _record_email_conflicts(state: psycopg.Connection, migration_id: str, rows: Sequence[tuple[str, list[str]]]) -> int:
     with state.transaction():
         if rows:
             state.cursor().executemany(

@@ -49,13 +49,17 @@ def load_migration(conn: psycopg.Connection, migration_id: str, *, lock: bool = 
     return Migration(**row)
 
 
-def finish_status_sql() -> str:
-    """SET fragment moving a running migration to its final status once every batch is settled."""
-    return """status = CASE WHEN status = 'running' AND batches_done + batches_failed >= batches_total
+def finish_status_sql(batches_done: str = "batches_done", error_count: str = "error_count") -> str:
+    """SET fragment moving a running migration to its final status once every batch is settled.
+
+    batches_done / error_count: the SQL for those counters' values, when the same UPDATE also changes
+    them (SET expressions see the row before the update), e.g. "batches_done + 1".
+    """
+    settled = f"status = 'running' AND {batches_done} + batches_failed >= batches_total"
+    return f"""status = CASE WHEN {settled}
                             THEN CASE WHEN batches_failed > 0 THEN 'failed'
-                                      WHEN error_count > 0 THEN 'completed_with_errors'
+                                      WHEN {error_count} > 0 THEN 'completed_with_errors'
                                       ELSE 'completed' END
                             ELSE status END,
-              completed_at = CASE WHEN status = 'running' AND batches_done + batches_failed >= batches_total
-                                  THEN now() ELSE completed_at END,
+              completed_at = CASE WHEN {settled} THEN now() ELSE completed_at END,
               updated_at = now()"""

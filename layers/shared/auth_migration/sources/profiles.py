@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 from auth_migration.exceptions import ConfigError
 from auth_migration.models import SourceUser
 from auth_migration.sources.keyset import boundaries, id_type_of
+from auth_migration.validation import ValidationPolicy
 
 _TABLE = "public.profiles"
 _PASSWORD_COLUMN = "password_hash"  # noqa: S105 - a column name, not a secret
@@ -48,19 +49,34 @@ class ProfilesSource:
         self._ensure(conn)
         return boundaries(conn, sql.SQL(_TABLE), self._id_type, after_id, batch_size)
 
-    def fetch_range(self, conn: psycopg.Connection, after_id: str | None, upto_id: str) -> list[SourceUser]:
+    def fetch_range(
+        self, conn: psycopg.Connection, after_id: str | None, upto_id: str, *, with_migrated: bool = False
+    ) -> list[SourceUser]:
         self._ensure(conn)
         id_type = sql.SQL(self._id_type)
-        password = sql.Identifier(_PASSWORD_COLUMN) if self._has_password else sql.SQL("NULL::text")
-        after = sql.SQL("id > %(after)s::{} AND").format(id_type) if after_id is not None else sql.SQL("")
+        password = sql.Identifier("p", _PASSWORD_COLUMN) if self._has_password else sql.SQL("NULL::text")
+        after = sql.SQL("p.id > %(after)s::{} AND").format(id_type) if after_id is not None else sql.SQL("")
+        migrated, join = sql.SQL("false"), sql.SQL("")
+        if with_migrated:  # an index probe per user (see SupabaseSource)
+            migrated = sql.SQL("m.done IS NOT NULL")
+            join = sql.SQL(
+                "LEFT JOIN LATERAL (SELECT true AS done FROM migrated_users mu "
+                "WHERE mu.original_id = p.id::text LIMIT 1) m ON true"
+            )
         query = sql.SQL(
-            """SELECT id::text AS id, email, username, first_name, last_name, avatar_url,
-                      created_at, updated_at, {password} AS password_hash
-               FROM {table} WHERE {after} id <= %(upto)s::{id_type} ORDER BY id"""
-        ).format(password=password, table=sql.SQL(_TABLE), after=after, id_type=id_type)
+            """SELECT p.id::text AS id, p.email, p.username, p.first_name, p.last_name, p.avatar_url,
+                      p.created_at, p.updated_at, {password} AS password_hash, {migrated} AS migrated
+               FROM {table} p {join} WHERE {after} p.id <= %(upto)s::{id_type} ORDER BY p.id"""
+        ).format(password=password, migrated=migrated, table=sql.SQL(_TABLE), join=join, after=after, id_type=id_type)
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query, {"after": after_id, "upto": upto_id})
             return [_to_source_user(row) for row in cur]
+
+    def fetch_pending(
+        self, conn: psycopg.Connection, after_id: str | None, upto_id: str, policy: ValidationPolicy
+    ) -> tuple[list[SourceUser], int]:
+        # No server-side pre-check here: every user comes back, migrated ones marked.
+        return self.fetch_range(conn, after_id, upto_id, with_migrated=True), 0
 
     def email_collisions(self, conn: psycopg.Connection) -> Iterator[tuple[str, list[str]]]:
         rows = conn.execute(
@@ -87,4 +103,5 @@ def _to_source_user(row: dict[str, Any]) -> SourceUser:
         created_at=created,
         updated_at=row["updated_at"],
         origin="legacy_profiles",
+        migrated=bool(row["migrated"]),
     )

@@ -1,0 +1,237 @@
+"""The bulk engine's fast paths decide exactly as the plain ones (bench/README.md says why they exist).
+
+- Where the state shares the source's database, a batch's read marks already-migrated users and only
+  counts those that are also plainly valid (SupabaseSource.fetch_pending): a re-run must report the
+  same outcomes as the plain path (fetch_range, then one look-up in migrated_users), including for
+  users migrated earlier and changed since (deleted, banned, anonymous, email broken or now a test
+  account in prod).
+- validation.plainly_valid_sql is never true for a user classify() stops.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from auth_migration.engine import migration_report
+from auth_migration.engine.plan import StartRequest, start_migration
+from auth_migration.models import SourceUser
+from auth_migration.sources.supabase import SupabaseSource
+from auth_migration.validation import DEFAULT_TEST_USER_RE, ValidationPolicy, classify, plainly_valid_sql
+from auth_migration_ops.supabase_data import generate_supabase_users
+from tests.integration.plugins.engine import InlineEngine
+
+
+def run(engine: InlineEngine, *, shared_source: bool = True, **kwargs: object) -> dict[str, object]:
+    ctx = engine.context()
+    ctx.connections.shared_source = shared_source
+    started = start_migration(StartRequest(**kwargs), ctx)  # type: ignore[arg-type]
+    engine.drain(ctx)
+    return migration_report(started.migration_id, ctx)
+
+
+def migrated_ids(url: str, n: int) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT original_id FROM migrated_users WHERE created_target ORDER BY original_id LIMIT %s", (n,)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def change_migrated_users(url: str) -> dict[str, str]:
+    """Change some users after their migration; returns id -> what was done to it."""
+    ids = migrated_ids(url, 9)
+    changes = {
+        "UPDATE auth.users SET deleted_at = now() WHERE id = %s": "soft_deleted",
+        "UPDATE auth.users SET banned_until = now() + interval '1 day' WHERE id = %s": "banned",
+        "UPDATE auth.users SET banned_until = now() - interval '1 day' WHERE id = %s": "ban_expired",
+        "UPDATE auth.users SET is_anonymous = true WHERE id = %s": "anonymous",
+        "UPDATE auth.users SET email = 'not an email' WHERE id = %s": "invalid_email",
+        "UPDATE auth.users SET email = ' ' || email || E'\\n' WHERE id = %s": "padded_email",
+        "UPDATE auth.users SET email = upper(email) WHERE id = %s": "uppercase_email",
+        "UPDATE auth.users SET email = 'qa+TEST7@example.org' WHERE id = %s": "test_email",
+        "UPDATE auth.users SET email = NULL, phone = '+15550100' WHERE id = %s": "phone_only",
+    }
+    done: dict[str, str] = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for (statement, what), user_id in zip(changes.items(), ids, strict=True):
+            conn.execute(statement.encode(), (user_id,))
+            done[user_id] = what
+    return done
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_rerun_decides_exactly_as_the_plain_path(make_inline_engine, migration_db: str, stage: str) -> None:
+    manifest = generate_supabase_users(migration_db, 400, seed=21, bcrypt_rounds=4)
+    engine = make_inline_engine(migration_db, stage=stage)
+    first = run(engine, batch_size=64)
+    changed = change_migrated_users(migration_db)
+
+    fast = run(engine, batch_size=64)
+    plain = run(engine, batch_size=64, shared_source=False)
+
+    assert fast["outcomes"] == plain["outcomes"]
+    assert fast["processed_count"] == plain["processed_count"] == manifest.total
+    outcomes = fast["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert outcomes["skipped:soft_deleted"] == manifest.counts["soft_deleted"] + 1
+    assert outcomes["skipped:anonymous"] == manifest.counts["anonymous"] + 1
+    assert outcomes["skipped:phone_only"] == manifest.counts["phone_only"] + 1
+    test_users = 1 if stage == "prod" else 0  # the changed one; the generated ones were never migrated in prod
+    assert outcomes.get("invalid:test_user_in_production", 0) == (
+        manifest.counts["test_user"] + test_users if stage == "prod" else 0
+    )
+    # Migrated users still valid (ban expired, padded or upper-case email...) stay already_migrated.
+    first_outcomes = first["outcomes"]
+    assert isinstance(first_outcomes, dict)
+    assert outcomes["already_migrated"] == first_outcomes["migrated"] - (6 if stage == "prod" else 5)
+    with psycopg.connect(migration_db) as conn:
+        rows = conn.execute(
+            "SELECT user_id, error_code FROM migration_errors WHERE migration_id = %s", (fast["migration_id"],)
+        ).fetchall()
+    reasons: dict[str, str] = dict(rows)
+    by_change = {what: user_id for user_id, what in changed.items()}
+    assert reasons[by_change["soft_deleted"]] == "soft_deleted"
+    assert reasons[by_change["banned"]] == "banned"
+    assert reasons[by_change["invalid_email"]] == "invalid_email"
+    for still_fine in ("ban_expired", "padded_email", "uppercase_email"):
+        assert by_change[still_fine] not in reasons
+
+
+def test_fetch_pending_returns_or_counts_every_user_once(inline_engine: InlineEngine) -> None:
+    generate_supabase_users(inline_engine.url, 300, seed=22, bcrypt_rounds=4)
+    run(inline_engine, batch_size=50)
+    source = SupabaseSource()
+    policy = ValidationPolicy()
+    with psycopg.connect(inline_engine.url, autocommit=True) as conn:
+        upto = conn.execute("SELECT max(id::text) FROM auth.users").fetchone()
+        assert upto is not None
+        everyone = source.fetch_range(conn, None, upto[0])
+        marked = source.fetch_range(conn, None, upto[0], with_migrated=True)
+        pending, counted = source.fetch_pending(conn, None, upto[0], policy)
+        migrated = {r[0] for r in conn.execute("SELECT original_id FROM migrated_users")}
+
+    assert [u.id for u in marked] == [u.id for u in everyone] == sorted(u.id for u in everyone)
+    assert {u.id for u in marked if u.migrated} == migrated & {u.id for u in everyone}
+    assert len(pending) + counted == len(everyone)
+    assert counted > 0
+    assert [u.id for u in pending] == sorted(u.id for u in pending)
+    full = {u.id: u for u in everyone}
+    for user in pending:
+        if not user.migrated:  # not migrated: read in full, exactly as fetch_range reads it
+            assert user.identities == full[user.id].identities
+            assert user.user_metadata == full[user.id].user_metadata
+            assert user.password_hash == full[user.id].password_hash
+        else:  # migrated but not plainly valid (classify() decides): read without migration-only columns
+            assert user.user_metadata is None
+            assert user.password_hash is None
+
+
+EMAILS = [
+    "ana@example.com",
+    "Ana.Lopez+promo@Example.CO",
+    "a@b.cd",
+    " ana@example.com",
+    "ana@example.com ",
+    "ana@example.com\n",
+    "ana@example.com\t",
+    "ana@exa mple.com",
+    "ana@example.c",
+    "ana@example.c0m",
+    "ana@@example.com",
+    "@example.com",
+    "ana@.com",
+    "ana@example",
+    "anä@example.com",
+    "ana@exämple.com",
+    "\u212aevin@example.com",  # Kelvin sign
+    "ana@example.\u212a\u212a",
+    "x" * 240 + "@example.com",
+    "x" * 243 + "@example.com",
+    "test@example.com",
+    "TEST1@example.com",
+    "qa+test2@example.com",
+    "load.test@example.com",
+    "contest@example.com",
+    "greatest.hits@example.com",
+    "ana%test@example.com",
+    "ana_%@example.com",
+    "",
+    "'; DROP TABLE x; --@example.com",
+]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_plainly_valid_sql_never_passes_a_user_classify_stops(migration_db: str, stage: str) -> None:
+    now = datetime.now(UTC)
+    policy = ValidationPolicy(stage=stage, now=now)
+    condition = plainly_valid_sql(
+        policy, user_id="id", email="email", deleted_at="deleted_at", is_anonymous="anon", banned_until="banned"
+    )
+    assert condition is not None
+    cases = [
+        (f"u{i}-{j}", email, deleted, anon, banned)
+        for i, email in enumerate(EMAILS)
+        for j, (deleted, anon, banned) in enumerate(
+            [
+                (None, False, None),
+                (now, False, None),
+                (None, True, None),
+                (None, False, now + timedelta(days=1)),
+                (None, False, now - timedelta(days=1)),
+            ]
+        )
+    ]
+    with psycopg.connect(migration_db) as conn:
+        rows = conn.execute(
+            f"""SELECT id, coalesce({condition.replace("%", "%%")}, false)
+                FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bool[], %s::timestamptz[])
+                    AS t(id, email, deleted_at, anon, banned)""".encode(),
+            [[c[k] for c in cases] for k in range(5)],
+        ).fetchall()
+    plain: dict[str, bool] = dict(rows)
+    passed = 0
+    for user_id, email, deleted, anon, banned in cases:
+        user = SourceUser(id=user_id, email=email or None, deleted_at=deleted, is_anonymous=anon, banned_until=banned)
+        if plain[user_id]:
+            passed += 1
+            assert classify(user, policy) is None, (email, deleted, anon, banned)
+    assert passed >= 4  # ordinary users do take the fast path
+    assert plain["u0-0"]  # ana@example.com, live
+
+
+def test_a_custom_test_user_pattern_in_prod_disables_the_shortcut() -> None:
+    columns = {"user_id": "id", "email": "e", "deleted_at": "d", "is_anonymous": "a", "banned_until": "b"}
+    assert plainly_valid_sql(ValidationPolicy(stage="prod", test_user_re=re.compile("qa")), **columns) is None
+    assert plainly_valid_sql(ValidationPolicy(stage="prod", test_user_re=DEFAULT_TEST_USER_RE), **columns)
+    assert plainly_valid_sql(ValidationPolicy(stage="dev", test_user_re=re.compile("qa")), **columns)
+
+
+def test_bans_are_carried_over_by_the_one_statement_write_when_the_target_has_ban_columns(
+    inline_engine: InlineEngine,
+) -> None:
+    manifest = generate_supabase_users(inline_engine.url, 200, seed=23, bcrypt_rounds=4)
+    with psycopg.connect(inline_engine.url, autocommit=True) as conn:
+        conn.execute('ALTER TABLE "user" ADD COLUMN banned boolean, ADD COLUMN "banReason" text')
+        conn.execute('ALTER TABLE "user" ADD COLUMN "banExpires" timestamptz')
+
+    report = run(inline_engine, batch_size=32)
+
+    outcomes = report["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert "skipped:banned" not in outcomes
+    banned_ids = manifest.ids_by_case["banned"]
+    assert banned_ids
+    with psycopg.connect(inline_engine.url) as conn:
+        rows = conn.execute(
+            """SELECT b.id, b.banned, b."banReason", b."banExpires" = u.banned_until
+               FROM "user" b JOIN auth.users u ON u.id::text = b.id WHERE b.id = ANY(%s)""",
+            (list(banned_ids),),
+        ).fetchall()
+        others = conn.execute('SELECT count(*) FROM "user" WHERE banned AND NOT (id = ANY(%s))', (banned_ids,))
+        assert others.fetchone() == (0,)
+    assert sorted(r[0] for r in rows) == sorted(banned_ids)
+    assert all(r[1] is True and r[2] == "migrated from Supabase" and r[3] for r in rows)
