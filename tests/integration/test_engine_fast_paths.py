@@ -235,3 +235,168 @@ def test_bans_are_carried_over_by_the_one_statement_write_when_the_target_has_ba
         assert others.fetchone() == (0,)
     assert sorted(r[0] for r in rows) == sorted(banned_ids)
     assert all(r[1] is True and r[2] == "migrated from Supabase" and r[3] for r in rows)
+
+
+# ------------------------------------------------------------------ batches settled at planning time
+# Where the state shares the source's database, `start` records as done (never sends) every batch whose
+# users a batch would all only count (migrated and plainly valid). Nothing else may differ.
+
+BATCH_COLUMNS = "batch_no, after_id, upto_id, status, attempts, user_count, outcomes, pending_create"
+REPORT_KEYS = (
+    "status",
+    "processed_count",
+    "error_count",
+    "last_processed_id",
+    "batches_total",
+    "batches_done",
+    "batches_failed",
+    "batches_pending",
+    "outcomes",
+    "migrated",
+    "errors_by_code",
+)
+
+
+def rerun(
+    engine: InlineEngine, *, skip: bool = True, shared_source: bool = True, batch_size: int = 8
+) -> tuple[dict[str, object], list[int], list[tuple[object, ...]]]:
+    """A start + drain; returns the report, the batch numbers sent and the migration_batches rows."""
+    import auth_migration.engine.plan as plan_module
+
+    ctx = engine.context()
+    ctx.connections.shared_source = shared_source
+    saved = plan_module.SKIP_SETTLED_BATCHES
+    plan_module.SKIP_SETTLED_BATCHES = skip
+    try:
+        started = start_migration(StartRequest(batch_size=batch_size), ctx)
+    finally:
+        plan_module.SKIP_SETTLED_BATCHES = saved
+    sent = [m.batch_no for m in engine.queue.messages]
+    assert len(sent) == started.batches_enqueued
+    engine.drain(ctx)
+    report = migration_report(started.migration_id, ctx)
+    with psycopg.connect(engine.url) as conn:
+        rows = conn.execute(
+            f"SELECT {BATCH_COLUMNS} FROM migration_batches WHERE migration_id = %s ORDER BY batch_no".encode(),
+            (started.migration_id,),
+        ).fetchall()
+        errors = conn.execute(
+            """SELECT user_id, batch_no, error_kind, error_code FROM migration_errors WHERE migration_id = %s
+               ORDER BY user_id""",
+            (started.migration_id,),
+        ).fetchall()
+    report["error_rows"] = errors
+    return report, sent, rows
+
+
+def same_result(a: dict[str, object], b: dict[str, object]) -> None:
+    for key in (*REPORT_KEYS, "error_rows"):
+        assert a[key] == b[key], key
+
+
+def only_migrated_users_left(url: str) -> int:
+    """Drop every source user the first run did not migrate (a source of ordinary, migrated users)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM auth.identities WHERE user_id::text NOT IN (SELECT original_id FROM migrated_users)")
+        conn.execute("DELETE FROM auth.users WHERE id::text NOT IN (SELECT original_id FROM migrated_users)")
+        # An expired ban is migrated but never plainly valid (classify() decides): lift it.
+        conn.execute("UPDATE auth.users SET banned_until = NULL WHERE banned_until IS NOT NULL")
+        row = conn.execute("SELECT count(*) FROM auth.users").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def batch_of(rows: list[tuple[object, ...]], user_id: str) -> int:
+    for no, after, upto, *_ in rows:
+        assert isinstance(upto, str)
+        if (after is None or str(after) < user_id) and user_id <= upto:
+            assert isinstance(no, int)
+            return no
+    raise AssertionError(user_id)
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_rerun_settles_batches_at_planning_with_exactly_the_batch_paths_result(
+    make_inline_engine, migration_db: str, stage: str
+) -> None:
+    manifest = generate_supabase_users(migration_db, 400, seed=24, bcrypt_rounds=4)
+    engine = make_inline_engine(migration_db, stage=stage)
+    run(engine, batch_size=64)
+    change_migrated_users(migration_db)
+
+    fast, fast_sent, fast_rows = rerun(engine)
+    plain, plain_sent, plain_rows = rerun(engine, skip=False)
+
+    same_result(fast, plain)
+    assert fast_rows == plain_rows
+    assert fast["processed_count"] == manifest.total
+    assert fast["status"] == "completed_with_errors"
+    assert len(plain_sent) == plain["batches_total"]
+    assert 0 < len(fast_sent) < len(plain_sent)  # some batches settled at planning, the others sent
+    settled = [row for row in fast_rows if row[0] not in fast_sent]
+    assert all(row[3] == "done" and row[4] == 1 and row[6] == {"already_migrated": row[5]} for row in settled)
+
+
+def test_a_rerun_with_every_batch_settled_completes_at_planning(inline_engine: InlineEngine) -> None:
+    generate_supabase_users(inline_engine.url, 150, seed=25, bcrypt_rounds=4)
+    run(inline_engine, batch_size=32)
+    users = only_migrated_users_left(inline_engine.url)
+
+    ctx = inline_engine.context()
+    started = start_migration(StartRequest(batch_size=16), ctx)
+
+    assert inline_engine.queue.messages == []
+    assert started.batches_enqueued == 0
+    assert started.status == "completed"
+    report = migration_report(started.migration_id, ctx)
+    assert report["outcomes"] == {"already_migrated": users}
+    assert report["processed_count"] == users
+    assert report["batches_done"] == report["batches_total"] == started.batches_planned == -(-users // 16)
+    assert report["completed_at"] is not None
+
+    fast, _, fast_rows = rerun(inline_engine, batch_size=16)
+    plain, _, plain_rows = rerun(inline_engine, batch_size=16, skip=False)
+    same_result(fast, plain)
+    assert fast_rows == plain_rows
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DELETE FROM migrated_users WHERE original_id = %s",  # not migrated (any more): the batch adopts it
+        "UPDATE auth.users SET deleted_at = now() WHERE id = %s",  # migrated, soft-deleted since
+        "UPDATE auth.users SET email = ' ' || email WHERE id = %s",  # migrated, no longer plainly valid
+    ],
+)
+def test_a_range_with_anything_to_decide_is_sent(inline_engine: InlineEngine, change: str) -> None:
+    generate_supabase_users(inline_engine.url, 150, seed=26, bcrypt_rounds=4)
+    run(inline_engine, batch_size=32)
+    only_migrated_users_left(inline_engine.url)
+    user_id = migrated_ids(inline_engine.url, 40)[-1]
+    with psycopg.connect(inline_engine.url, autocommit=True) as conn:
+        conn.execute(change.encode(), (user_id,))
+
+    report, sent, rows = rerun(inline_engine, batch_size=16)
+
+    assert sent == [batch_of(rows, user_id)]
+    assert report["status"] in ("completed", "completed_with_errors")
+    assert report["batches_done"] == report["batches_total"]
+    outcomes = report["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert sum(outcomes.values()) == report["processed_count"]
+    assert outcomes["already_migrated"] == report["processed_count"] - (0 if "email" in change else 1)
+
+
+def test_two_databases_send_every_batch(inline_engine: InlineEngine) -> None:
+    generate_supabase_users(inline_engine.url, 150, seed=27, bcrypt_rounds=4)
+    run(inline_engine, batch_size=32)
+    only_migrated_users_left(inline_engine.url)
+
+    apart, apart_sent, apart_rows = rerun(inline_engine, batch_size=16, shared_source=False)
+    shared, shared_sent, shared_rows = rerun(inline_engine, batch_size=16)
+
+    assert len(apart_sent) == apart["batches_total"]
+    assert apart_sent
+    assert shared_sent == []
+    same_result(apart, shared)
+    assert apart_rows == shared_rows

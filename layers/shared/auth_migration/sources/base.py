@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import psycopg
@@ -41,6 +41,23 @@ class UserSource(Protocol):
         only counted: migrated_users holds them and validation.plainly_valid_sql(policy) holds for
         them, so their outcome is already_migrated. Only where migrated_users lives in the source's
         database. A source may count none (return every user).
+        """
+
+    def settled_ranges(
+        self,
+        conn: psycopg.Connection,
+        ranges: Sequence[tuple[str | None, str]],
+        policy: ValidationPolicy,
+        *,
+        batch_size: int = 1,
+    ) -> list[int | None]:
+        """For each range (after_id, upto_id]: the number of users it holds when fetch_pending(policy)
+        would only count every one of them (nothing for a batch to decide), else None.
+
+        Planning calls it (state in the source's database only) to record such ranges as done without
+        sending them. A source that counts none in fetch_pending returns None for every range. None is
+        always safe (the batch decides); batch_size: the users each range but the last was planned with
+        (a source may use it to skip reading ranges that cannot be settled).
         """
 
     def email_collisions(self, conn: psycopg.Connection) -> Iterator[tuple[str, list[str]]]:

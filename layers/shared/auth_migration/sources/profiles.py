@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,6 +77,17 @@ class ProfilesSource:
     ) -> tuple[list[SourceUser], int]:
         # No server-side pre-check here: every user comes back, migrated ones marked.
         return self.fetch_range(conn, after_id, upto_id, with_migrated=True), 0
+
+    def settled_ranges(
+        self,
+        conn: psycopg.Connection,
+        ranges: Sequence[tuple[str | None, str]],
+        policy: ValidationPolicy,
+        *,
+        batch_size: int = 1,
+    ) -> list[int | None]:
+        # fetch_pending counts no one here, so every range is left to its batch.
+        return [None] * len(ranges)
 
     def email_collisions(self, conn: psycopg.Connection) -> Iterator[tuple[str, list[str]]]:
         rows = conn.execute(

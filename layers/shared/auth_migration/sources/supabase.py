@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -61,6 +61,32 @@ LEFT JOIN LATERAL (SELECT true AS done FROM migrated_users mu
 WHERE {{after}} u.id <= %(upto)s::uuid
 """
 
+# Planning (state in the source's database): per planned range, how many users it holds and how many
+# of them fetch_pending would only count (migrated and plainly valid). The same who-is-migrated test
+# as _FETCH_WITH_MIGRATED (the range's tracking rows hash-joined, a probe for users not found there);
+# ranges are (after, upto] with after NULL for the first (the nil uuid is a valid id: `>=` the lower
+# bound, then `IS DISTINCT FROM` it). One statement for a whole plan chunk, one index range scan each.
+# A range is only read when the tracking rows of its text range hold at least k rows (b.k, at most
+# the users it was planned with): a first run reads nothing (this only ever leaves a range to its batch).
+_SETTLED = f"""
+SELECT b.ord, c.n, c.counted
+FROM (SELECT * FROM unnest(%(afters)s::text[], %(uptos)s::text[], %(mins)s::int[]) WITH ORDINALITY AS b(a, z, k, ord)
+      WHERE (SELECT count(*) FROM (SELECT FROM migrated_users
+                                   WHERE original_id > coalesce(b.a::uuid::text, '')
+                                         AND original_id <= b.z::uuid::text LIMIT b.k) m) >= b.k) b
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n, count(*) FILTER (WHERE {_MIGRATED} AND {{plain}}) AS counted
+    FROM auth.users u
+    LEFT JOIN (SELECT original_id FROM migrated_users
+               WHERE original_id >= coalesce(b.a::uuid::text, '') AND original_id <= b.z::uuid::text) r
+        ON r.original_id = u.id::text
+    LEFT JOIN LATERAL (SELECT true AS done FROM migrated_users mu
+                       WHERE r.original_id IS NULL AND mu.original_id = u.id::text LIMIT 1) p ON true
+    WHERE u.id >= coalesce(b.a::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
+      AND u.id IS DISTINCT FROM b.a::uuid AND u.id <= b.z::uuid
+) c
+"""
+
 
 class SupabaseSource:
     name = "supabase"
@@ -88,14 +114,7 @@ class SupabaseSource:
     def fetch_pending(
         self, conn: psycopg.Connection, after_id: str | None, upto_id: str, policy: ValidationPolicy
     ) -> tuple[list[SourceUser], int]:
-        plain = plainly_valid_sql(
-            policy,
-            user_id="u.id::text",
-            email="u.email",
-            deleted_at="u.deleted_at",
-            is_anonymous="coalesce(u.is_anonymous, false)",
-            banned_until="u.banned_until",
-        )
+        plain = _plain(policy)
         after, after_text = _after(after_id)
         query = _FETCH_WITH_MIGRATED.format(
             after=after, after_text=after_text, plain=(plain or "false").replace("%", "%%")
@@ -103,6 +122,35 @@ class SupabaseSource:
         rows = conn.execute(query.encode(), {"after": after_id, "upto": upto_id}).fetchall()
         pending = sorted((row for row in rows if row[6] != 2), key=itemgetter(0))
         return [_to_source_user(row) for row in pending], len(rows) - len(pending)
+
+    def settled_ranges(
+        self,
+        conn: psycopg.Connection,
+        ranges: Sequence[tuple[str | None, str]],
+        policy: ValidationPolicy,
+        *,
+        batch_size: int = 1,
+    ) -> list[int | None]:
+        plain = _plain(policy)
+        if plain is None or not ranges:
+            return [None] * len(ranges)
+        # Every range but the plan's last was planned with batch_size users; the last of a call may be short.
+        mins = [batch_size] * (len(ranges) - 1) + [1]
+        with conn.transaction():
+            # JIT compiled this statement for ~0.25 s at 100k users, over half of its run time.
+            jit = conn.execute("SELECT current_setting('jit')").fetchone()
+            conn.execute("SET LOCAL jit = off")
+            rows = conn.execute(
+                _SETTLED.format(plain=plain.replace("%", "%%")).encode(),
+                {"afters": [a for a, _ in ranges], "uptos": [z for _, z in ranges], "mins": mins},
+            ).fetchall()
+            # Planning may run inside a longer transaction on this connection (shared): leave it as found.
+            conn.execute("SELECT set_config('jit', %s, true)", (jit[0] if jit else "on",))
+        settled: list[int | None] = [None] * len(ranges)
+        for ord_, n, counted in rows:
+            if n == counted:
+                settled[int(ord_) - 1] = int(n)
+        return settled
 
     def email_collisions(self, conn: psycopg.Connection) -> Iterator[tuple[str, list[str]]]:
         # Deleted and anonymous users are skipped anyway, so they cannot collide with anyone.
@@ -119,6 +167,18 @@ class SupabaseSource:
             ).fetchall()
         for email, ids in rows:
             yield str(email), sorted(ids)
+
+
+def _plain(policy: ValidationPolicy) -> str | None:
+    """validation.plainly_valid_sql over auth.users (alias u): fetch_pending and settled_ranges agree."""
+    return plainly_valid_sql(
+        policy,
+        user_id="u.id::text",
+        email="u.email",
+        deleted_at="u.deleted_at",
+        is_anonymous="coalesce(u.is_anonymous, false)",
+        banned_until="u.banned_until",
+    )
 
 
 def _after(after_id: str | None) -> tuple[str, str]:
