@@ -8,17 +8,14 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from auth_migration.dual_write.api import build_resolver, handle_api_event
-from auth_migration.dual_write.runtime import auth_service
+from auth_migration.dual_write.api import handle_api_event
+from auth_migration.dual_write.runtime import api_app
 from auth_migration.observability import init_sentry, logger, metrics, tracer
-from auth_migration.runtime import flag_source
 from auth_migration.settings import load_settings
 
 _settings = load_settings(os.environ)
 init_sentry(_settings.sentry_dsn.get_secret_value() if _settings.sentry_dsn else None, stage=_settings.stage)
-_service = auth_service(_settings)
-_flags = flag_source(_settings)
-app = build_resolver(lambda: _service, _flags.snapshot)
+app = api_app(_settings)
 
 
 # The event is never logged (log_event stays off): its body holds a password.

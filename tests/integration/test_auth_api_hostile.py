@@ -26,6 +26,7 @@ from auth_migration.dual_write.api import MAX_BODY_BYTES, build_resolver, handle
 from auth_migration.dual_write.api_models import METADATA_MAX_BYTES
 from auth_migration.dual_write.passwords import BCRYPT_MAX_BYTES
 from auth_migration.flags import Flags, MigrationMode
+from auth_migration_ops.invoke import LocalLambdaContext
 from tests.integration.plugins.dual_write import DualWriteStack
 
 SIGNUP, LOGIN = "/auth/signup", "/auth/login"
@@ -41,23 +42,14 @@ TABLES: Final = (
     "dual_write_gaps",
     "auth_events",
 )
+
 MIN_REQUESTS: Final = 1000
 
 
-class _Context:
-    function_name = "auth-api-hostile"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:auth-api-hostile"
-    memory_limit_in_mb = 256
-    aws_request_id = "00000000-0000-4000-8000-000000000001"
-    log_group_name = "/aws/lambda/auth-api-hostile"
-    log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-CONTEXT = cast(LambdaContext, _Context())
+# The runtime context the local invoke builds, with a countdown far beyond any test.
+CONTEXT = cast(
+    LambdaContext, LocalLambdaContext(function_name="auth-api-hostile", timeout_s=3600, memory_limit_in_mb=256)
+)
 
 
 @dataclass(frozen=True)

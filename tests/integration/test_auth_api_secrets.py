@@ -31,6 +31,7 @@ from auth_migration.dual_write.api import build_resolver, handle_api_event
 from auth_migration.dual_write.service import AuthOutcome, AuthService
 from auth_migration.flags import Flags, MigrationMode
 from auth_migration.observability import logger as service_logger
+from auth_migration_ops.invoke import LocalLambdaContext
 from tests.integration.plugins.dual_write import DualWriteStack
 
 SIGNUP, LOGIN = "/auth/signup", "/auth/login"
@@ -38,20 +39,10 @@ BETTER_AUTH_TEST_SECRET: Final = "auth-migration-test-secret-not-for-production-
 SOURCE_IP: Final = "192.0.2.55"
 
 
-class _Context:
-    function_name = "auth-api-secrets"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:auth-api-secrets"
-    memory_limit_in_mb = 256
-    aws_request_id = "00000000-0000-4000-8000-000000000002"
-    log_group_name = "/aws/lambda/auth-api-secrets"
-    log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-CONTEXT = cast(LambdaContext, _Context())
+# The runtime context the local invoke builds, with a countdown far beyond any test.
+CONTEXT = cast(
+    LambdaContext, LocalLambdaContext(function_name="auth-api-secrets", timeout_s=3600, memory_limit_in_mb=256)
+)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from auth_migration.dual_write.routing import Route
 from auth_migration.dual_write.service import AuthOutcome, AuthService, BothUnavailable
 from auth_migration.exceptions import ConfigError
 from auth_migration.flags import Flags, MigrationMode
+from auth_migration_ops.invoke import LocalLambdaContext
 
 SIGNUP, LOGIN = "/auth/signup", "/auth/login"
 ROUTES = [SIGNUP, LOGIN]
@@ -92,20 +93,8 @@ class FakeService:
         return self._answer(email)
 
 
-class _Context:
-    function_name = "auth-api-unit"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:auth-api-unit"
-    memory_limit_in_mb = 256
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-    log_group_name = "/aws/lambda/auth-api-unit"
-    log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-CONTEXT = cast(LambdaContext, _Context())
+# The runtime context the local invoke builds, with a countdown far beyond any test.
+CONTEXT = cast(LambdaContext, LocalLambdaContext(function_name="auth-api-unit", timeout_s=3600, memory_limit_in_mb=256))
 
 
 def make_app(fake: FakeService) -> APIGatewayRestResolver:

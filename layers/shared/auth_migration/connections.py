@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import TypeVar
 
 import psycopg
 
 from auth_migration.store import connect
+
+T = TypeVar("T")
 
 
 class Connections:
@@ -54,6 +58,20 @@ class Connections:
         """A connection of its own to that role's database (autocommit), for a statement run side by side
         with the shared connection's work. The caller closes it."""
         return connect(self.urls[role], autocommit=True, application_name=f"auth-migration-{role}-extra")
+
+    def transact(self, role: str, fn: Callable[[psycopg.Connection], T]) -> T:
+        """Run `fn` in one transaction on `role`'s connection, reconnecting once after a dropped connection
+        (a warm container's connection may have been closed by the server or a proxy while frozen)."""
+        for attempt in (1, 2):
+            conn = self._get(role)
+            try:
+                with conn.transaction():
+                    return fn(conn)
+            except psycopg.OperationalError:
+                self.reset()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def reset(self) -> None:
         """Close everything (after a connection-level error); the next use reconnects."""

@@ -10,12 +10,17 @@ from auth_migration.queue import BatchQueue, SqsBatchQueue
 from auth_migration.settings import Settings
 
 
-def engine_context(settings: Settings, *, queue: BatchQueue | None = None) -> EngineContext:
-    conns = Connections(
+def connections(settings: Settings) -> Connections:
+    """State, source and target connections as the settings name them (opened lazily)."""
+    return Connections(
         state_url=settings.new_database_url,
         source_url=settings.old_database_url,
         target_url=settings.better_auth_database_url or settings.new_database_url,
     )
+
+
+def engine_context(settings: Settings, *, queue: BatchQueue | None = None) -> EngineContext:
+    conns = connections(settings)
     if queue is None and settings.migration_queue_url:
         queue = SqsBatchQueue(settings.migration_queue_url)
     return EngineContext(

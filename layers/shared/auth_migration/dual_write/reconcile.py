@@ -219,26 +219,16 @@ class Reconciler:
     # --- plumbing -----------------------------------------------------------------------------------
 
     def _state(self, fn: Callable[[psycopg.Connection], T]) -> T:
-        return _in(self.conns, "state", fn)
+        return self.conns.transact("state", fn)
 
     def _source(self, fn: Callable[[psycopg.Connection], T]) -> T:
-        return _in(self.conns, "source", fn)
+        return self.conns.transact("source", fn)
 
     def _target(self, fn: Callable[[psycopg.Connection], T]) -> T:
-        return _in(self.conns, "target", fn)
+        return self.conns.transact("target", fn)
 
 
 _REASONS = ("secondary_failed", "fallback_signup", "mismatch", "uncertain", "lazy_failed")
-
-
-def _in(conns: Connections, role: str, fn: Callable[[psycopg.Connection], T]) -> T:
-    conn: psycopg.Connection = getattr(conns, role)
-    try:
-        with conn.transaction():
-            return fn(conn)
-    except psycopg.OperationalError:
-        conns.reset()  # a dropped connection: the redelivery reconnects
-        raise
 
 
 def _find(finder: Callable[..., BackendUser | None], conn: psycopg.Connection, gap: GapRow) -> BackendUser | None:

@@ -8,16 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 from auth_migration.backends.better_auth import BetterAuthBackend
 from auth_migration.backends.supabase import SupabaseAuthBackend
-from auth_migration.connections import Connections
 from auth_migration.dual_write.reconcile import Reconciler
 from auth_migration.dual_write.service import AuthService
 from auth_migration.observability import logger
+from auth_migration.runtime import connections, flag_source
 from auth_migration.settings import Settings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["SqsRepairQueue", "auth_service", "reconciler"]
+__all__ = ["SqsRepairQueue", "api_app", "auth_service", "reconciler"]
 
 
 class SqsRepairQueue:
@@ -35,23 +36,24 @@ class SqsRepairQueue:
         self._sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(dict(message)))
 
 
-def _connections(settings: Settings) -> Connections:
-    return Connections(
-        state_url=settings.new_database_url,
-        source_url=settings.old_database_url,
-        target_url=settings.better_auth_database_url or settings.new_database_url,
-    )
-
-
 def auth_service(settings: Settings) -> AuthService:
     return AuthService(
         supabase=SupabaseAuthBackend.from_settings(settings),
         better_auth=BetterAuthBackend.from_settings(settings),
-        connections=_connections(settings),
+        connections=connections(settings),
         repairs=SqsRepairQueue(settings.reconcile_queue_url) if settings.reconcile_queue_url else None,
         on_warning=lambda msg, extra: logger.warning(msg, extra=extra),
     )
 
 
 def reconciler(settings: Settings) -> Reconciler:
-    return Reconciler(supabase=SupabaseAuthBackend.from_settings(settings), connections=_connections(settings))
+    return Reconciler(supabase=SupabaseAuthBackend.from_settings(settings), connections=connections(settings))
+
+
+def api_app(settings: Settings) -> APIGatewayRestResolver:
+    """The Signup/Login resolver with its service and flag source, built once per container."""
+    # Imported here: Event Handler's OpenAPI machinery costs ~70 ms of cold start Reconcile does not need.
+    from auth_migration.dual_write.api import build_resolver
+
+    service = auth_service(settings)
+    return build_resolver(lambda: service, flag_source(settings).snapshot)

@@ -229,22 +229,23 @@ class AuthService:
         primary, secondary = route.primary, route.secondary
         assert secondary is not None
         seconds = flags.fallback_timeout_ms / 1000
+
+        def uncertain(error: BackendError) -> Gap:
+            # No id is known; Reconcile looks the email up in both systems.
+            return Gap(email, primary, "uncertain", password_hash=hashed.result(), metadata=metadata, detail=error.kind)
+
         if may_have_written(primary_error):
             # The primary may still commit this user after we stopped waiting, under an id of its own
             # choosing: creating them in the secondary now could make two people of one. Answer 503 and let
             # Reconcile look later (a retried signup then finds the user and says "already registered").
-            gap = Gap(
-                email, primary, "uncertain", password_hash=hashed.result(), metadata=metadata, detail=primary_error.kind
-            )
-            self._report_gaps([gap])
+            self._report_gaps([uncertain(primary_error)])
             raise primary_error
         self._warn("signup primary failed; falling back", {"system": primary, "error": primary_error.kind})
         try:
             result = self._sign_up(secondary, email, password, metadata, client_ip, seconds)
         except _FALLBACK_ERRORS as exc:
             # Neither answered. A timed-out call may still have created the user: Reconcile finds out.
-            gap = Gap(email, primary, "uncertain", password_hash=hashed.result(), metadata=metadata, detail=exc.kind)
-            self._report_gaps([gap])
+            self._report_gaps([uncertain(exc)])
             raise BothUnavailable(f"{primary}+{secondary}", detail="signup failed on both systems") from exc
         # The fallback system holds the user; carry them into the primary with the same id.
         gaps = self._write_other(
@@ -284,9 +285,31 @@ class AuthService:
             metadata=metadata,
             email_verified=verified,
         )
+        new = NewUser(user.id, email, password_hash, verified, metadata)
+
+        def differences(other: BackendUser) -> list[str]:
+            if not flags.migration_validation:
+                return []
+            supabase_user, better_auth_user = (other, user) if system == SUPABASE else (user, other)
+            return records_differ(created.system, supabase_user, better_auth_user)
+
+        def track(conn: psycopg.Connection, problems: list[str]) -> None:
+            validated = flags.migration_validation and not problems
+            claim_user(conn, user.id, email, "dual_write_signup", created_target=True)
+            mark_status(conn, user.id, email, "dual_write", supabase=True, better_auth=True, validated=validated)
+
+        def write_and_track(conn: psycopg.Connection) -> list[str]:
+            # One database: the Better-Auth rows and their tracking rows commit together (or not at all).
+            problems = differences(_write_better_auth(conn, new))
+            track(conn, problems)
+            return problems
+
+        tracked = False
         try:
-            if system == BETTER_AUTH:
-                other = self._insert_better_auth(user.id, email, password_hash, verified, metadata)
+            if system == BETTER_AUTH and self.conns.shared_target:
+                problems, tracked = self._in_state(write_and_track), True
+            elif system == BETTER_AUTH:
+                problems = differences(self._in_target(lambda conn: _write_better_auth(conn, new)))
             else:
                 other = self._call(
                     SUPABASE,
@@ -300,45 +323,19 @@ class AuthService:
                     ),
                     seconds,
                 )
+                problems = differences(other)
         except Exception as exc:  # any failure here leaves the user one-sided: it must become a gap
             kind = exc.kind if isinstance(exc, BackendError) else type(exc).__name__
             self._warn("dual-write secondary failed; gap recorded", {"system": system, "error": kind})
             return self._report_gaps([replace(gap, detail=kind)])
-        supabase_user, better_auth_user = (other, user) if system == SUPABASE else (user, other)
-        differences = (
-            records_differ(created.system, supabase_user, better_auth_user) if flags.migration_validation else []
-        )
-        validated = flags.migration_validation and not differences
-
-        def track(conn: psycopg.Connection) -> None:
-            claim_user(conn, user.id, email, "dual_write_signup", created_target=True)
-            mark_status(conn, user.id, email, "dual_write", supabase=True, better_auth=True, validated=validated)
-
-        try:
-            self._in_state(track)
-        except psycopg.Error as exc:
-            self._warn("status record failed after dual write", {"error": type(exc).__name__})
-        if differences:
-            return self._report_gaps([replace(gap, reason="mismatch", detail=",".join(differences))])
+        if not tracked:
+            try:
+                self._in_state(lambda conn: track(conn, problems))
+            except psycopg.Error as exc:
+                self._warn("status record failed after dual write", {"error": type(exc).__name__})
+        if problems:
+            return self._report_gaps([replace(gap, reason="mismatch", detail=",".join(problems))])
         return ()
-
-    def _insert_better_auth(
-        self, user_id: str, email: str, password_hash: str | None, verified: bool, metadata: Mapping[str, Any]
-    ) -> BackendUser:
-        """Write the Better-Auth rows with the given id; the record as Better-Auth now holds it."""
-        new = NewUser(user_id, email, password_hash, verified, metadata)
-
-        def write(conn: psycopg.Connection) -> BackendUser:
-            insert_better_auth_user(conn, new)
-            held = find_better_auth_user(conn, user_id=user_id)
-            if held is None:  # pragma: no cover - we just inserted it in this transaction
-                raise Unavailable(BETTER_AUTH, detail="user vanished after insert")
-            return held
-
-        try:
-            return self._in_target(write)
-        except pg_errors.UniqueViolation as exc:
-            raise UserExists(BETTER_AUTH, detail="email held by another id") from exc
 
     # --- login ------------------------------------------------------------------------------------
 
@@ -405,7 +402,7 @@ class AuthService:
             password_hash: str | None = hash_password(password)
         else:
             # bcrypt reads 72 bytes at most: GoTrue's own hash of this password is the one that verifies it.
-            password_hash = self._with_retry("source", lambda conn: supabase_hash(conn, user.id))
+            password_hash = self.conns.transact("source", lambda conn: supabase_hash(conn, user.id))
         new = NewUser(user.id, email, password_hash, user.email_verified, user.metadata)
 
         def claim_and_write(conn: psycopg.Connection) -> bool:
@@ -473,7 +470,7 @@ class AuthService:
         """The user `system` holds under `email` (its own table), or None; raises Unavailable if unknowable."""
         try:
             if system == SUPABASE:
-                return self._with_retry("source", lambda conn: find_supabase_user(conn, email=email))
+                return self.conns.transact("source", lambda conn: find_supabase_user(conn, email=email))
             return self._in_target(lambda conn: find_better_auth_user(conn, email=email))
         except psycopg.Error as exc:
             raise Unavailable(system, detail=f"cannot look the email up ({type(exc).__name__})") from exc
@@ -535,24 +532,10 @@ class AuthService:
             self._warn("auth event not recorded", {"error": type(exc).__name__})
 
     def _in_state(self, fn: Callable[[psycopg.Connection], T]) -> T:
-        return self._with_retry("state", fn)
+        return self.conns.transact("state", fn)
 
     def _in_target(self, fn: Callable[[psycopg.Connection], T]) -> T:
-        return self._with_retry("target", fn)
-
-    def _with_retry(self, role: str, fn: Callable[[psycopg.Connection], T]) -> T:
-        """Run `fn` in one transaction on `role`'s connection; reconnect once after a dropped connection
-        (a warm container's connection may have been closed by the server or a proxy while frozen)."""
-        for attempt in (1, 2):
-            conn = getattr(self.conns, role)
-            try:
-                with conn.transaction():
-                    return fn(conn)
-            except psycopg.OperationalError:
-                self.conns.reset()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self.conns.transact("target", fn)
 
 
 def _queueable(gap: Gap) -> dict[str, Any]:
@@ -564,3 +547,19 @@ def _queueable(gap: Gap) -> dict[str, Any]:
         "reason": gap.reason,
         "email_verified": gap.email_verified,
     }
+
+
+def _write_better_auth(conn: psycopg.Connection, new: NewUser) -> BackendUser:
+    """Write the Better-Auth rows with the given id; the record as Better-Auth now holds it.
+
+    Raises:
+        UserExists: the email belongs to another id there.
+    """
+    try:
+        insert_better_auth_user(conn, new)
+    except pg_errors.UniqueViolation as exc:
+        raise UserExists(BETTER_AUTH, detail="email held by another id") from exc
+    held = find_better_auth_user(conn, user_id=new.id)
+    if held is None:  # pragma: no cover - we just inserted it in this transaction
+        raise Unavailable(BETTER_AUTH, detail="user vanished after insert")
+    return held
