@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
@@ -60,7 +61,11 @@ def prepare(url: str, users: int, *, seed: int = 7) -> int:
     """Supabase schema + `users` generated users, Better-Auth's tables, the state schema; returns the count."""
     create_supabase_schema(url)
     # Past the edge cases the generator needs at least their count; tiny smoke runs stay above it.
-    manifest = generate_supabase_users(url, users, seed=seed, record_normal_ids=False, credentials_sample=0)
+    # A bench is a live run: the data is made relative to the wall clock and the engine's start reads the
+    # same clock (bans lie 30-90 days either side, far beyond a run's length), as an operator's run would.
+    manifest = generate_supabase_users(
+        url, users, seed=seed, record_normal_ids=False, credentials_sample=0, reference_time=datetime.now(UTC)
+    )
     create_better_auth_tables_from_sql(url)
     with psycopg.connect(url, autocommit=True) as conn:
         upgrade(conn)

@@ -7,6 +7,7 @@ import json
 import resource
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -45,7 +46,9 @@ def run_demo(*, users: int, batch_size: int, concurrency: int, database_url: str
         recreate_database(url)
         t0 = time.monotonic()
         prepare_migration_database(url)
-        manifest = generate_supabase_users(url, users, seed=42)
+        # The functions judge bans as of their start (the wall clock, as in Lambda): the data is made
+        # relative to the same clock, so the demo's outcomes are the same whatever day it runs.
+        manifest = generate_supabase_users(url, users, seed=42, reference_time=datetime.now(UTC))
         _say(f"generated {manifest.total:,} Supabase users in {time.monotonic() - t0:.1f} s", quiet=quiet)
 
         urls = {"OLD_DATABASE_URL": url, "NEW_DATABASE_URL": url, "BETTER_AUTH_DATABASE_URL": url}

@@ -37,6 +37,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from auth_migration.clock import Clock, system_clock
 from auth_migration_ops.quiet_server import QuietThreadingHTTPServer
 from auth_migration_ops.supabase_data import create_supabase_schema
 
@@ -240,6 +241,8 @@ class GoTrueStandIn:
         jwt_exp: GOTRUE_JWT_EXP, access-token lifetime in seconds.
         create_schema: create `auth.users` / `auth.identities` on start (idempotent).
         seed: seeds the random draw behind `faults.fail_rate`, so a fault test is reproducible.
+        clock: what the server takes for "now" (token iat/exp, bans, sign-in and confirmation stamps);
+            the wall clock, as GoTrue's, unless a test pins it.
     """
 
     def __init__(
@@ -253,7 +256,9 @@ class GoTrueStandIn:
         jwt_exp: int = 3600,
         create_schema: bool = True,
         seed: int | None = None,
+        clock: Clock = system_clock,
     ) -> None:
+        self.clock = clock
         self.database_url = database_url
         self.jwt_secret = jwt_secret
         self.autoconfirm = autoconfirm
@@ -267,7 +272,7 @@ class GoTrueStandIn:
         self.connections_accepted = 0
         #: Requests received, faulty or not: tests check which system a route never asked.
         self.requests_received = 0
-        issued = int(time.time())
+        issued = int(self.clock().timestamp())
         far = issued + 10 * 365 * 24 * 3600
         self.anon_key = sign_jwt({"iss": "supabase-demo", "role": "anon", "iat": issued, "exp": far}, jwt_secret)
         self.service_key = service_key or sign_jwt(
@@ -336,7 +341,7 @@ class GoTrueStandIn:
 
     def access_token(self, user: Mapping[str, Any]) -> tuple[str, int]:
         """An access token for `user` (a user JSON) and its expiry (epoch seconds)."""
-        issued = int(time.time())
+        issued = int(self.clock().timestamp())
         expires_at = issued + self.jwt_exp
         claims = {
             "aud": _AUD,
@@ -452,7 +457,7 @@ class GoTrueStandIn:
         duplicate_message: str,
     ) -> dict[str, Any]:
         """Insert the user and its `email` identity in one transaction; a taken email or id is a 422."""
-        now = datetime.now(UTC)
+        now = self.clock()
         app_meta = {**app_metadata, "provider": "email", "providers": ["email"]}
         identity_data = {"sub": user_id, "email": email, "email_verified": confirmed, "phone_verified": False}
         try:
@@ -566,7 +571,7 @@ class GoTrueStandIn:
             if user is None or not user["_encrypted_password"]:
                 raise _ApiError(400, "invalid_credentials", "Invalid login credentials")
             banned = user["_banned_until"]
-            if banned is not None and banned > datetime.now(UTC):
+            if banned is not None and banned > self.clock():
                 raise _ApiError(400, "user_banned", "User is banned")
             if not _password_matches(password, user["_encrypted_password"]):
                 raise _ApiError(400, "invalid_credentials", "Invalid login credentials")
@@ -578,10 +583,11 @@ class GoTrueStandIn:
 
     def _touch_sign_in(self, conn: psycopg.Connection[dict[str, Any]], user_id: str) -> None:
         with conn.transaction():
-            conn.execute("UPDATE auth.users SET last_sign_in_at = now() WHERE id = %s", (user_id,))
+            now = self.clock()
+            conn.execute("UPDATE auth.users SET last_sign_in_at = %s WHERE id = %s", (now, user_id))
             conn.execute(
-                "UPDATE auth.identities SET last_sign_in_at = now() WHERE user_id = %s AND provider = 'email'",
-                (user_id,),
+                "UPDATE auth.identities SET last_sign_in_at = %s WHERE user_id = %s AND provider = 'email'",
+                (now, user_id),
             )
 
     def _claims(self, headers: Any) -> dict[str, Any]:
@@ -589,7 +595,7 @@ class GoTrueStandIn:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _ApiError(401, "no_authorization", "This endpoint requires a valid Bearer token")
-        claims = decode_jwt(token.strip(), self.jwt_secret)
+        claims = decode_jwt(token.strip(), self.jwt_secret, now=self.clock().timestamp())
         if claims is None:
             raise _ApiError(403, "bad_jwt", "invalid JWT: unable to parse or verify signature, token is invalid")
         return claims
@@ -701,15 +707,15 @@ class GoTrueStandIn:
             raise _ApiError(400, "bad_json", "Could not parse request body as JSON: metadata must be objects")
         if params.get("email_confirm") is True:
             conn.execute(
-                "UPDATE auth.users SET email_confirmed_at = COALESCE(email_confirmed_at, now()), updated_at = now()"
+                "UPDATE auth.users SET email_confirmed_at = COALESCE(email_confirmed_at, %s), updated_at = %s"
                 " WHERE id = %s",
-                (user_id,),
+                (self.clock(), self.clock(), user_id),
             )
         if user_metadata:
             conn.execute(
                 "UPDATE auth.users SET raw_user_meta_data = COALESCE(raw_user_meta_data, '{}'::jsonb) || %s::jsonb,"
-                " updated_at = now() WHERE id = %s",
-                (json.dumps(user_metadata), user_id),
+                " updated_at = %s WHERE id = %s",
+                (json.dumps(user_metadata), self.clock(), user_id),
             )
         user = self._user_by_id(conn, user_id)
         assert user is not None  # the caller found it in this transaction

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from importlib.resources import files
@@ -137,6 +137,8 @@ class Manifest:
     counts: dict[str, int] = field(default_factory=dict)
     #: Edge-case users that have an email and a password (banned, case_duplicate, uppercase_email...).
     edge_credentials: dict[str, list[Credential]] = field(default_factory=dict)
+    #: The instant the data was generated relative to: compare its timestamps with this, never the clock.
+    reference_time: datetime | None = None
 
     def _add(self, case: str, user_id: str, *, listed: bool = True) -> None:
         self.total += 1
@@ -366,8 +368,10 @@ def _table(qualified: str) -> sql.Identifier:
     return sql.Identifier(schema, name)
 
 
-def _reference_epoch(reference_time: datetime | None) -> float:
-    return (reference_time or datetime.now(UTC)).timestamp()
+def _reference_epoch(reference_time: datetime) -> float:
+    if reference_time.tzinfo is None:
+        raise ValueError("reference_time must be timezone-aware")
+    return reference_time.timestamp()
 
 
 # ------------------------------------------------------------------------------------- supabase users
@@ -714,7 +718,7 @@ def generate_supabase_users(
     bcrypt_rounds: int = 10,
     credentials_sample: int = 20,
     record_normal_ids: bool | None = None,
-    reference_time: datetime | None = None,
+    reference_time: datetime,
 ) -> Manifest:
     """Write `n` users (edge cases included) into `auth.users` / `auth.identities` of an existing schema.
 
@@ -724,7 +728,9 @@ def generate_supabase_users(
     seed: same seed, same ids, emails and passwords (timestamps follow `reference_time`).
     record_normal_ids: list every "normal" id in the manifest; by default only up to
         NORMAL_IDS_LISTED_UP_TO users (they are always counted in `Manifest.counts`).
-    reference_time: "now" for timestamps (created over the 3 years before it); default the clock.
+    reference_time: "now" for timestamps (created over the 3 years before it, bans 30-90 days either
+        side of it). Required: data judged against a clock must say which instant it was made for (a
+        test pins one; the demo passes the clock it migrates with).
 
     All in one transaction: a failure writes nothing. Into empty tables the indexes are rebuilt once
     after the load (fast path); into filled ones rows go in as usual. Edge-case emails are fixed, so
@@ -733,7 +739,7 @@ def generate_supabase_users(
     edge_total = sum(EDGE_CASES.values()) if edge_cases else 0
     if n < edge_total:
         raise ValueError(f"n={n} is smaller than the {edge_total} edge-case users; pass edge_cases=False")
-    manifest = Manifest()
+    manifest = Manifest(reference_time=reference_time)
     factory = _UserFactory(
         seed=seed,
         now=_reference_epoch(reference_time),
@@ -783,7 +789,7 @@ def generate_profiles(
     bcrypt_rounds: int = 10,
     credentials_sample: int = 20,
     record_normal_ids: bool | None = None,
-    reference_time: datetime | None = None,
+    reference_time: datetime,
 ) -> Manifest:
     """Write `n` rows (edge cases included) into the legacy `public.profiles` of an existing schema.
 
@@ -796,7 +802,7 @@ def generate_profiles(
     rng = random.Random(f"profiles:{seed}")
     now = _reference_epoch(reference_time)
     pool = _password_pool(seed, password_pool_size, bcrypt_rounds) if with_password_hash else ()
-    manifest = Manifest()
+    manifest = Manifest(reference_time=reference_time)
     normal = n - edge_total
     record_ids = normal <= NORMAL_IDS_LISTED_UP_TO if record_normal_ids is None else record_normal_ids
     sample_every = max(1, normal // max(1, credentials_sample))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.integration.plugins.engine import prepare_migration_db
@@ -84,3 +85,12 @@ def test_invoke_with_an_unreadable_event_is_a_usage_error(tmp_path: Path) -> Non
     result = cli("invoke", "MigrationControl", "-e", str(bad))
     assert_one_line_error(result, "cannot read event")
     assert result.returncode == 2
+
+
+def test_a_state_schema_older_than_the_code_says_what_to_run(database: str) -> None:
+    assert cli("db", "upgrade", database_url=database).returncode == 0
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
+    result = cli("migrate", "status", "mig_x", database_url=database)
+    assert_one_line_error(result, "auth-migrate db upgrade")
+    assert "schema is at version" in result.stderr

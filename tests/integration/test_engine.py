@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import timedelta
 
 import psycopg
 import pytest
 
+from auth_migration.clock import fixed_clock
 from auth_migration.engine import migration_report, process_batch, resume_migration, rollback_migration
 from auth_migration.engine.plan import StartRequest, start_migration
 from auth_migration.exceptions import InvalidRequest, NotFound
 from auth_migration_ops.supabase_data import Manifest, generate_supabase_users
 from tests.integration.plugins.engine import InlineEngine
+from tests.reference_time import REFERENCE_SHIFTS, REFERENCE_TIME
 
 #: The documented outcome of every case the generator writes (see docs/OUTCOMES.md).
 EXPECTED_OUTCOME = {
@@ -57,7 +60,7 @@ def run(engine: InlineEngine, **kwargs: object) -> dict[str, object]:
 
 
 def test_every_user_gets_its_documented_outcome(inline_engine: InlineEngine) -> None:
-    manifest = generate_supabase_users(inline_engine.url, 600, seed=1, bcrypt_rounds=4)
+    manifest = generate_supabase_users(inline_engine.url, 600, seed=1, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
 
     report = run(inline_engine, batch_size=50)
 
@@ -73,7 +76,7 @@ def test_every_user_gets_its_documented_outcome(inline_engine: InlineEngine) -> 
 
 
 def test_users_keep_ids_emails_lowercased_and_oauth_identities_become_accounts(inline_engine: InlineEngine) -> None:
-    manifest = generate_supabase_users(inline_engine.url, 300, seed=2, bcrypt_rounds=4)
+    manifest = generate_supabase_users(inline_engine.url, 300, seed=2, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     run(inline_engine)
 
     upper_id = manifest.ids_by_case["uppercase_email"][0]
@@ -95,7 +98,7 @@ def test_users_keep_ids_emails_lowercased_and_oauth_identities_become_accounts(i
 
 
 def test_a_second_migration_of_the_same_source_creates_nothing(inline_engine: InlineEngine) -> None:
-    generate_supabase_users(inline_engine.url, 400, seed=3, bcrypt_rounds=4)
+    generate_supabase_users(inline_engine.url, 400, seed=3, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     first = run(inline_engine, batch_size=64)
     users_after_first = scalar(inline_engine.url, 'SELECT count(*) FROM "user"')
     accounts_after_first = scalar(inline_engine.url, "SELECT count(*) FROM account")
@@ -109,7 +112,7 @@ def test_a_second_migration_of_the_same_source_creates_nothing(inline_engine: In
 
 
 def test_every_batch_delivered_twice_concurrently_creates_no_duplicate(inline_engine: InlineEngine) -> None:
-    manifest = generate_supabase_users(inline_engine.url, 500, seed=4, bcrypt_rounds=4)
+    manifest = generate_supabase_users(inline_engine.url, 500, seed=4, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     ctx = inline_engine.context()
     started = start_migration(StartRequest(batch_size=25), ctx)
     messages = list(inline_engine.queue.messages)
@@ -140,7 +143,7 @@ def test_every_batch_delivered_twice_concurrently_creates_no_duplicate(inline_en
 
 
 def test_dry_run_writes_nothing_and_predicts_the_real_run(inline_engine: InlineEngine) -> None:
-    generate_supabase_users(inline_engine.url, 500, seed=5, bcrypt_rounds=4)
+    generate_supabase_users(inline_engine.url, 500, seed=5, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
 
     dry = run(inline_engine, dry_run=True, batch_size=40)
 
@@ -153,7 +156,7 @@ def test_dry_run_writes_nothing_and_predicts_the_real_run(inline_engine: InlineE
 
 
 def test_test_users_are_invalid_in_production_only(make_inline_engine, migration_db: str) -> None:
-    manifest = generate_supabase_users(migration_db, 300, seed=6, bcrypt_rounds=4)
+    manifest = generate_supabase_users(migration_db, 300, seed=6, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     engine = make_inline_engine(migration_db, stage="prod")
 
     report = run(engine)
@@ -169,7 +172,7 @@ def test_test_users_are_invalid_in_production_only(make_inline_engine, migration
 
 
 def test_a_user_whose_write_fails_leaves_no_partial_rows_and_blocks_no_one(inline_engine: InlineEngine) -> None:
-    manifest = generate_supabase_users(inline_engine.url, 200, seed=7, bcrypt_rounds=4)
+    manifest = generate_supabase_users(inline_engine.url, 200, seed=7, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     victim = manifest.credentials[0].user_id
     with psycopg.connect(inline_engine.url, autocommit=True) as conn:
         # Fails the victim's account insert after its user row went in: the user must vanish too.
@@ -190,11 +193,13 @@ def test_a_user_whose_write_fails_leaves_no_partial_rows_and_blocks_no_one(inlin
 
 
 def test_rollback_removes_exactly_the_users_of_that_migration(inline_engine: InlineEngine) -> None:
-    generate_supabase_users(inline_engine.url, 200, seed=8, bcrypt_rounds=4)
+    generate_supabase_users(inline_engine.url, 200, seed=8, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     first = run(inline_engine)
     first_users = scalar(inline_engine.url, 'SELECT count(*) FROM "user"')
     # Users arriving later are migrated by a second migration; one more user signs up natively.
-    generate_supabase_users(inline_engine.url, 100, seed=9, edge_cases=False, bcrypt_rounds=4)
+    generate_supabase_users(
+        inline_engine.url, 100, seed=9, edge_cases=False, bcrypt_rounds=4, reference_time=REFERENCE_TIME
+    )
     second = run(inline_engine)
     with psycopg.connect(inline_engine.url, autocommit=True) as conn:
         conn.execute(
@@ -240,7 +245,9 @@ def add_users_after_the_plan(url: str, n: int) -> None:
 
 
 def test_resume_plans_users_added_past_the_plan_and_skips_finished_batches(inline_engine: InlineEngine) -> None:
-    generate_supabase_users(inline_engine.url, 150, seed=10, edge_cases=False, bcrypt_rounds=4)
+    generate_supabase_users(
+        inline_engine.url, 150, seed=10, edge_cases=False, bcrypt_rounds=4, reference_time=REFERENCE_TIME
+    )
     first = run(inline_engine, batch_size=50)
     add_users_after_the_plan(inline_engine.url, 30)
     ctx = inline_engine.context()
@@ -256,9 +263,13 @@ def test_resume_plans_users_added_past_the_plan_and_skips_finished_batches(inlin
 
 
 def test_a_new_start_catches_users_created_inside_finished_ranges(inline_engine: InlineEngine) -> None:
-    generate_supabase_users(inline_engine.url, 150, seed=12, edge_cases=False, bcrypt_rounds=4)
+    generate_supabase_users(
+        inline_engine.url, 150, seed=12, edge_cases=False, bcrypt_rounds=4, reference_time=REFERENCE_TIME
+    )
     run(inline_engine, batch_size=50)
-    generate_supabase_users(inline_engine.url, 30, seed=13, edge_cases=False, bcrypt_rounds=4)  # random ids
+    generate_supabase_users(
+        inline_engine.url, 30, seed=13, edge_cases=False, bcrypt_rounds=4, reference_time=REFERENCE_TIME
+    )  # random ids
 
     again = run(inline_engine, batch_size=50)
 
@@ -274,3 +285,41 @@ def test_bad_requests_write_nothing(inline_engine: InlineEngine) -> None:
     with pytest.raises(NotFound):
         migration_report("mig_unknown", ctx)
     assert scalar(inline_engine.url, "SELECT count(*) FROM migration_states") == 0
+
+
+@pytest.mark.parametrize("shift", REFERENCE_SHIFTS, ids=lambda d: f"{d.days:+d}d")
+def test_bans_are_judged_as_of_the_migrations_start_wherever_that_lies(migration_db: str, shift: timedelta) -> None:
+    """A year back, none, a year forward: the same data made for instant R and migrated with the clock at
+    R gets the same outcomes. Any read of the real clock in the judgement breaks one of the three."""
+    reference = REFERENCE_TIME + shift
+    manifest = generate_supabase_users(migration_db, 300, seed=14, bcrypt_rounds=4, reference_time=reference)
+    engine = InlineEngine(migration_db, clock=fixed_clock(reference))
+    try:
+        report = run(engine, batch_size=50)
+    finally:
+        engine.close()
+
+    assert dict(report["outcomes"]) == dict(expected_counts(manifest))  # type: ignore[call-overload]
+    with psycopg.connect(migration_db) as conn:
+        row = conn.execute("SELECT as_of FROM migration_states WHERE id = %s", (report["migration_id"],)).fetchone()
+    assert row == (reference,)
+
+
+def test_a_batch_run_long_after_the_start_judges_as_of_the_start(inline_engine: InlineEngine) -> None:
+    """Every ban in the data has ended 100 days after the reference; a batch delivered (or resumed) then
+    still judges as of the migration's start, so one migration never reaches two verdicts."""
+    manifest = generate_supabase_users(inline_engine.url, 300, seed=15, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
+    started = start_migration(StartRequest(batch_size=50), inline_engine.context())
+    later = InlineEngine(
+        inline_engine.url, queue=inline_engine.queue, clock=fixed_clock(REFERENCE_TIME + timedelta(days=100))
+    )
+    try:
+        later.drain()
+        resume_migration(started.migration_id, later.context())
+        later.drain()
+        report = migration_report(started.migration_id, later.context())
+    finally:
+        later.close()
+
+    assert report["outcomes"]["skipped:banned"] == manifest.counts["banned"]
+    assert dict(report["outcomes"]) == dict(expected_counts(manifest))

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -23,6 +23,7 @@ from auth_migration.sources.supabase import SupabaseSource
 from auth_migration.validation import DEFAULT_TEST_USER_RE, ValidationPolicy, classify, plainly_valid_sql
 from auth_migration_ops.supabase_data import generate_supabase_users
 from tests.integration.plugins.engine import InlineEngine
+from tests.reference_time import REFERENCE_TIME
 
 
 def run(engine: InlineEngine, *, shared_source: bool = True, **kwargs: object) -> dict[str, object]:
@@ -44,28 +45,29 @@ def migrated_ids(url: str, n: int) -> list[str]:
 def change_migrated_users(url: str) -> dict[str, str]:
     """Change some users after their migration; returns id -> what was done to it."""
     ids = migrated_ids(url, 9)
+    # Times are relative to the instant the engine judges against (its pinned clock), never now().
     changes = {
-        "UPDATE auth.users SET deleted_at = now() WHERE id = %s": "soft_deleted",
-        "UPDATE auth.users SET banned_until = now() + interval '1 day' WHERE id = %s": "banned",
-        "UPDATE auth.users SET banned_until = now() - interval '1 day' WHERE id = %s": "ban_expired",
-        "UPDATE auth.users SET is_anonymous = true WHERE id = %s": "anonymous",
-        "UPDATE auth.users SET email = 'not an email' WHERE id = %s": "invalid_email",
-        "UPDATE auth.users SET email = ' ' || email || E'\\n' WHERE id = %s": "padded_email",
-        "UPDATE auth.users SET email = upper(email) WHERE id = %s": "uppercase_email",
-        "UPDATE auth.users SET email = 'qa+TEST7@example.org' WHERE id = %s": "test_email",
-        "UPDATE auth.users SET email = NULL, phone = '+15550100' WHERE id = %s": "phone_only",
+        "UPDATE auth.users SET deleted_at = %(ref)s WHERE id = %(id)s": "soft_deleted",
+        "UPDATE auth.users SET banned_until = %(ref)s + interval '1 day' WHERE id = %(id)s": "banned",
+        "UPDATE auth.users SET banned_until = %(ref)s - interval '1 day' WHERE id = %(id)s": "ban_expired",
+        "UPDATE auth.users SET is_anonymous = true WHERE id = %(id)s": "anonymous",
+        "UPDATE auth.users SET email = 'not an email' WHERE id = %(id)s": "invalid_email",
+        "UPDATE auth.users SET email = ' ' || email || E'\\n' WHERE id = %(id)s": "padded_email",
+        "UPDATE auth.users SET email = upper(email) WHERE id = %(id)s": "uppercase_email",
+        "UPDATE auth.users SET email = 'qa+TEST7@example.org' WHERE id = %(id)s": "test_email",
+        "UPDATE auth.users SET email = NULL, phone = '+15550100' WHERE id = %(id)s": "phone_only",
     }
     done: dict[str, str] = {}
     with psycopg.connect(url, autocommit=True) as conn:
         for (statement, what), user_id in zip(changes.items(), ids, strict=True):
-            conn.execute(statement.encode(), (user_id,))
+            conn.execute(statement.encode(), {"ref": REFERENCE_TIME, "id": user_id})
             done[user_id] = what
     return done
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_a_rerun_decides_exactly_as_the_plain_path(make_inline_engine, migration_db: str, stage: str) -> None:
-    manifest = generate_supabase_users(migration_db, 400, seed=21, bcrypt_rounds=4)
+    manifest = generate_supabase_users(migration_db, 400, seed=21, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     engine = make_inline_engine(migration_db, stage=stage)
     first = run(engine, batch_size=64)
     changed = change_migrated_users(migration_db)
@@ -102,10 +104,10 @@ def test_a_rerun_decides_exactly_as_the_plain_path(make_inline_engine, migration
 
 
 def test_fetch_pending_returns_or_counts_every_user_once(inline_engine: InlineEngine) -> None:
-    generate_supabase_users(inline_engine.url, 300, seed=22, bcrypt_rounds=4)
+    generate_supabase_users(inline_engine.url, 300, seed=22, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     run(inline_engine, batch_size=50)
     source = SupabaseSource()
-    policy = ValidationPolicy()
+    policy = ValidationPolicy(now=REFERENCE_TIME)
     with psycopg.connect(inline_engine.url, autocommit=True) as conn:
         upto = conn.execute("SELECT max(id::text) FROM auth.users").fetchone()
         assert upto is not None
@@ -166,7 +168,7 @@ EMAILS = [
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_plainly_valid_sql_never_passes_a_user_classify_stops(migration_db: str, stage: str) -> None:
-    now = datetime.now(UTC)
+    now = REFERENCE_TIME
     policy = ValidationPolicy(stage=stage, now=now)
     condition = plainly_valid_sql(
         policy, user_id="id", email="email", deleted_at="deleted_at", is_anonymous="anon", banned_until="banned"
@@ -205,15 +207,22 @@ def test_plainly_valid_sql_never_passes_a_user_classify_stops(migration_db: str,
 
 def test_a_custom_test_user_pattern_in_prod_disables_the_shortcut() -> None:
     columns = {"user_id": "id", "email": "e", "deleted_at": "d", "is_anonymous": "a", "banned_until": "b"}
-    assert plainly_valid_sql(ValidationPolicy(stage="prod", test_user_re=re.compile("qa")), **columns) is None
-    assert plainly_valid_sql(ValidationPolicy(stage="prod", test_user_re=DEFAULT_TEST_USER_RE), **columns)
-    assert plainly_valid_sql(ValidationPolicy(stage="dev", test_user_re=re.compile("qa")), **columns)
+    assert (
+        plainly_valid_sql(ValidationPolicy(stage="prod", test_user_re=re.compile("qa"), now=REFERENCE_TIME), **columns)
+        is None
+    )
+    assert plainly_valid_sql(
+        ValidationPolicy(stage="prod", test_user_re=DEFAULT_TEST_USER_RE, now=REFERENCE_TIME), **columns
+    )
+    assert plainly_valid_sql(
+        ValidationPolicy(stage="dev", test_user_re=re.compile("qa"), now=REFERENCE_TIME), **columns
+    )
 
 
 def test_bans_are_carried_over_by_the_one_statement_write_when_the_target_has_ban_columns(
     inline_engine: InlineEngine,
 ) -> None:
-    manifest = generate_supabase_users(inline_engine.url, 200, seed=23, bcrypt_rounds=4)
+    manifest = generate_supabase_users(inline_engine.url, 200, seed=23, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     with psycopg.connect(inline_engine.url, autocommit=True) as conn:
         conn.execute('ALTER TABLE "user" ADD COLUMN banned boolean, ADD COLUMN "banReason" text')
         conn.execute('ALTER TABLE "user" ADD COLUMN "banExpires" timestamptz')
@@ -319,7 +328,7 @@ def batch_of(rows: list[tuple[object, ...]], user_id: str) -> int:
 def test_a_rerun_settles_batches_at_planning_with_exactly_the_batch_paths_result(
     make_inline_engine, migration_db: str, stage: str
 ) -> None:
-    manifest = generate_supabase_users(migration_db, 400, seed=24, bcrypt_rounds=4)
+    manifest = generate_supabase_users(migration_db, 400, seed=24, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     engine = make_inline_engine(migration_db, stage=stage)
     run(engine, batch_size=64)
     change_migrated_users(migration_db)
@@ -338,7 +347,7 @@ def test_a_rerun_settles_batches_at_planning_with_exactly_the_batch_paths_result
 
 
 def test_a_rerun_with_every_batch_settled_completes_at_planning(inline_engine: InlineEngine) -> None:
-    generate_supabase_users(inline_engine.url, 150, seed=25, bcrypt_rounds=4)
+    generate_supabase_users(inline_engine.url, 150, seed=25, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     run(inline_engine, batch_size=32)
     users = only_migrated_users_left(inline_engine.url)
 
@@ -364,12 +373,12 @@ def test_a_rerun_with_every_batch_settled_completes_at_planning(inline_engine: I
     "change",
     [
         "DELETE FROM migrated_users WHERE original_id = %s",  # not migrated (any more): the batch adopts it
-        "UPDATE auth.users SET deleted_at = now() WHERE id = %s",  # migrated, soft-deleted since
+        "UPDATE auth.users SET deleted_at = '2020-01-01' WHERE id = %s",  # migrated, soft-deleted since
         "UPDATE auth.users SET email = ' ' || email WHERE id = %s",  # migrated, no longer plainly valid
     ],
 )
 def test_a_range_with_anything_to_decide_is_sent(inline_engine: InlineEngine, change: str) -> None:
-    generate_supabase_users(inline_engine.url, 150, seed=26, bcrypt_rounds=4)
+    generate_supabase_users(inline_engine.url, 150, seed=26, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     run(inline_engine, batch_size=32)
     only_migrated_users_left(inline_engine.url)
     user_id = migrated_ids(inline_engine.url, 40)[-1]
@@ -388,7 +397,7 @@ def test_a_range_with_anything_to_decide_is_sent(inline_engine: InlineEngine, ch
 
 
 def test_two_databases_send_every_batch(inline_engine: InlineEngine) -> None:
-    generate_supabase_users(inline_engine.url, 150, seed=27, bcrypt_rounds=4)
+    generate_supabase_users(inline_engine.url, 150, seed=27, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     run(inline_engine, batch_size=32)
     only_migrated_users_left(inline_engine.url)
 

@@ -12,10 +12,13 @@ from auth_migration.engine.plan import StartRequest, start_migration
 from auth_migration_ops.supabase_data import generate_profiles, generate_supabase_users
 from tests.integration.plugins.engine import InlineEngine, create_better_auth_schema, prepare_migration_db
 from tests.integration.test_engine import expected_counts, scalar
+from tests.reference_time import REFERENCE_TIME
 
 
 def test_profiles_source_migrates_valid_rows_and_reports_the_rest(inline_engine: InlineEngine) -> None:
-    manifest = generate_profiles(inline_engine.url, 300, seed=31, with_password_hash=True, bcrypt_rounds=4)
+    manifest = generate_profiles(
+        inline_engine.url, 300, seed=31, with_password_hash=True, bcrypt_rounds=4, reference_time=REFERENCE_TIME
+    )
     ctx = inline_engine.context()
     started = start_migration(StartRequest(source="profiles", batch_size=40), ctx)
     inline_engine.drain(ctx)
@@ -43,7 +46,7 @@ def test_two_databases_converge_exactly_once_and_roll_back_exactly(
     state_url, target_url = make_database(), make_database()
     prepare_migration_db(state_url)
     create_better_auth_schema(target_url)
-    manifest = generate_supabase_users(state_url, 400, seed=32, bcrypt_rounds=4)
+    manifest = generate_supabase_users(state_url, 400, seed=32, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
     engine = make_inline_engine(state_url, target_url=target_url)
     ctx = engine.context()
     assert not ctx.connections.shared_target
@@ -73,7 +76,9 @@ def test_two_databases_crash_after_the_target_write_converges_on_redelivery(
     state_url, target_url = make_database(), make_database()
     prepare_migration_db(state_url)
     create_better_auth_schema(target_url)
-    manifest = generate_supabase_users(state_url, 120, seed=33, edge_cases=False, bcrypt_rounds=4)
+    manifest = generate_supabase_users(
+        state_url, 120, seed=33, edge_cases=False, bcrypt_rounds=4, reference_time=REFERENCE_TIME
+    )
     engine = make_inline_engine(state_url, target_url=target_url)
     ctx = engine.context()
     started = start_migration(StartRequest(batch_size=200), ctx)

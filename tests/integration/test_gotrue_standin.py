@@ -14,6 +14,7 @@ import pytest
 
 from auth_migration_ops.gotrue_standin import GoTrueStandIn, decode_jwt, sign_jwt
 from auth_migration_ops.supabase_data import generate_supabase_users
+from tests.reference_time import REFERENCE_TIME
 
 PASSWORD = "correct horse 1"
 
@@ -187,7 +188,9 @@ def test_unsupported_grant_type_is_an_oauth_error(gotrue: GoTrueStandIn) -> None
 
 
 def test_generated_supabase_users_sign_in_through_the_standin(gotrue: GoTrueStandIn) -> None:
-    manifest = generate_supabase_users(gotrue.database_url, 40, seed=3, edge_cases=False, credentials_sample=3)
+    manifest = generate_supabase_users(
+        gotrue.database_url, 40, seed=3, edge_cases=False, credentials_sample=3, reference_time=REFERENCE_TIME
+    )
 
     for credential in manifest.credentials:
         response = _token(gotrue, credential.email, credential.password)

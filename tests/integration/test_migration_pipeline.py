@@ -23,6 +23,7 @@ from auth_migration_ops.local_aws import put_parameters
 from auth_migration_ops.local_pipeline import LocalPipeline
 from auth_migration_ops.supabase_data import generate_supabase_users
 from tests.integration.test_engine import expected_counts
+from tests.reference_time import live_reference_time
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,9 @@ def one(url: str, query: str) -> Any:
 def test_users_migrated_through_sqs_keep_ids_and_sign_in_with_their_passwords(
     migration_db: str, better_auth_installed: None, start_better_auth: Callable[..., BetterAuthServer]
 ) -> None:
-    manifest = generate_supabase_users(migration_db, 1500, seed=21, credentials_sample=12)
+    manifest = generate_supabase_users(
+        migration_db, 1500, seed=21, credentials_sample=12, reference_time=live_reference_time()
+    )
     expected = expected_counts(manifest)
 
     with LocalPipeline(urls(migration_db), concurrency=2) as pipeline:
@@ -72,7 +75,9 @@ def test_users_migrated_through_sqs_keep_ids_and_sign_in_with_their_passwords(
 
 
 def test_worker_killed_mid_batch_then_resumed_migrates_everyone_exactly_once(migration_db: str) -> None:
-    manifest = generate_supabase_users(migration_db, 600, seed=22, bcrypt_rounds=4)
+    manifest = generate_supabase_users(
+        migration_db, 600, seed=22, bcrypt_rounds=4, reference_time=live_reference_time()
+    )
     migrated = expected_counts(manifest)["migrated"]
     with psycopg.connect(migration_db, autocommit=True) as conn:
         # Slow every user insert so that the kill lands inside an open batch transaction.
@@ -135,7 +140,7 @@ def test_worker_killed_mid_batch_then_resumed_migrates_everyone_exactly_once(mig
 
 
 def test_the_ssm_dry_run_flag_makes_a_plain_start_a_dry_run(migration_db: str) -> None:
-    generate_supabase_users(migration_db, 120, seed=23, bcrypt_rounds=4)
+    generate_supabase_users(migration_db, 120, seed=23, bcrypt_rounds=4, reference_time=live_reference_time())
     with LocalPipeline(urls(migration_db), concurrency=1) as pipeline:
         assert pipeline.aws is not None
         put_parameters(pipeline.aws.client("ssm"), "/auth-migration/dev", {"DRY_RUN": "true"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import bcrypt
@@ -21,9 +21,10 @@ from auth_migration_ops.supabase_data import (
     generate_supabase_users,
 )
 from tests.integration.plugins.postgres import create_database, database_url, drop_database
+from tests.reference_time import REFERENCE_SHIFTS, REFERENCE_TIME
 
 N = 2_000
-NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+NOW = REFERENCE_TIME
 # The reference document's own filter for a migratable email.
 SEED_EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
@@ -253,10 +254,12 @@ def test_case_duplicate_pairs_differ_only_in_case(generated: tuple[str, Manifest
 
 def test_account_state_edge_cases(generated: tuple[str, Manifest]) -> None:
     url, manifest = generated
-    now = datetime.now(UTC)
+    # Bans are judged against the instant the data was made for, never today's clock (which turned
+    # this test red on 2026-12-01, the day the first generated ban ended).
+    assert manifest.reference_time == NOW
 
     assert all(u["deleted_at"] is not None for u in users_of(url, manifest, "soft_deleted"))
-    assert all(u["banned_until"] > now for u in users_of(url, manifest, "banned"))
+    assert all(u["banned_until"] > NOW for u in users_of(url, manifest, "banned"))
     assert all(u["banned_until"] < NOW for u in users_of(url, manifest, "ban_expired"))
     assert all(
         u["email_confirmed_at"] is None and u["confirmed_at"] is None for u in users_of(url, manifest, "unconfirmed")
@@ -331,7 +334,7 @@ def test_same_seed_gives_the_same_ids_and_another_seed_others(make_database: Cal
     for seed in (3, 3, 4):
         url = make_database()
         create_supabase_schema(url)
-        manifests.append(generate_supabase_users(url, 200, seed=seed))
+        manifests.append(generate_supabase_users(url, 200, seed=seed, reference_time=REFERENCE_TIME))
 
     first, again, other = manifests
     assert first.ids_by_case == again.ids_by_case
@@ -348,18 +351,20 @@ def test_ids_are_random_so_id_order_is_not_creation_order(generated: tuple[str, 
 
 def test_n_smaller_than_the_edge_cases_is_refused(supabase_db: str) -> None:
     with pytest.raises(ValueError, match="edge-case"):
-        generate_supabase_users(supabase_db, 10)
+        generate_supabase_users(supabase_db, 10, reference_time=REFERENCE_TIME)
 
-    assert generate_supabase_users(supabase_db, 10, edge_cases=False).counts == {"normal": 10}
+    assert generate_supabase_users(supabase_db, 10, edge_cases=False, reference_time=REFERENCE_TIME).counts == {
+        "normal": 10
+    }
 
 
 def test_bulk_load_leaves_the_schema_exactly_as_created(supabase_db: str) -> None:
     before = schema_snapshot(supabase_db)
 
-    generate_supabase_users(supabase_db, 500, seed=1)
+    generate_supabase_users(supabase_db, 500, seed=1, reference_time=REFERENCE_TIME)
     after_first = schema_snapshot(supabase_db)
     # A second load into non-empty tables takes the keep-the-indexes path.
-    generate_supabase_users(supabase_db, 300, seed=2, edge_cases=False)
+    generate_supabase_users(supabase_db, 300, seed=2, edge_cases=False, reference_time=REFERENCE_TIME)
 
     assert after_first == before
     assert schema_snapshot(supabase_db) == before
@@ -367,10 +372,12 @@ def test_bulk_load_leaves_the_schema_exactly_as_created(supabase_db: str) -> Non
 
 
 def test_a_failed_load_writes_nothing(supabase_db: str) -> None:
-    generate_supabase_users(supabase_db, 100, seed=5, edge_cases=False)
+    generate_supabase_users(supabase_db, 100, seed=5, edge_cases=False, reference_time=REFERENCE_TIME)
 
     with pytest.raises(psycopg.errors.UniqueViolation):
-        generate_supabase_users(supabase_db, 100, seed=5, edge_cases=False)  # same ids again
+        generate_supabase_users(
+            supabase_db, 100, seed=5, edge_cases=False, reference_time=REFERENCE_TIME
+        )  # same ids again
 
     assert scalar(supabase_db, "SELECT count(*) FROM auth.users") == 100
 
@@ -380,7 +387,7 @@ def test_a_failed_load_writes_nothing(supabase_db: str) -> None:
 
 def test_profiles_generator_writes_every_case(profiles_db: str) -> None:
     n = 300
-    manifest = generate_profiles(profiles_db, n, seed=1)
+    manifest = generate_profiles(profiles_db, n, seed=1, reference_time=REFERENCE_TIME)
 
     assert manifest.total == n == scalar(profiles_db, "SELECT count(*) FROM public.profiles")
     assert {case: manifest.counts[case] for case in PROFILE_EDGE_CASES} == PROFILE_EDGE_CASES
@@ -409,7 +416,7 @@ def test_profiles_generator_writes_every_case(profiles_db: str) -> None:
 def test_profiles_with_password_hash_carry_verifiable_credentials(profiles_db: str) -> None:
     create_profiles_schema(profiles_db, with_password_hash=True)
 
-    manifest = generate_profiles(profiles_db, 200, seed=2, with_password_hash=True)
+    manifest = generate_profiles(profiles_db, 200, seed=2, with_password_hash=True, reference_time=REFERENCE_TIME)
 
     assert len(manifest.credentials) == 20
     for credential in manifest.credentials:
@@ -425,6 +432,29 @@ def test_profiles_same_seed_same_ids(make_database: Callable[[], str]) -> None:
     for _ in range(2):
         url = make_database()
         create_profiles_schema(url)
-        manifests.append(generate_profiles(url, 100, seed=9))
+        manifests.append(generate_profiles(url, 100, seed=9, reference_time=REFERENCE_TIME))
 
     assert manifests[0].ids_by_case == manifests[1].ids_by_case
+
+
+@pytest.mark.parametrize("shift", REFERENCE_SHIFTS, ids=lambda d: f"{d.days:+d}d")
+def test_every_generated_time_follows_the_reference_time_wherever_it_lies(supabase_db: str, shift: timedelta) -> None:
+    """The guard against a time bomb: moved a year either way, the data keeps its shape relative to the
+    reference it was made for, so a test comparing it with the real clock would fail today."""
+    reference = REFERENCE_TIME + shift
+    manifest = generate_supabase_users(supabase_db, 150, seed=11, bcrypt_rounds=4, reference_time=reference)
+    oldest, newest, future = rows(
+        supabase_db,
+        """SELECT min(created_at), max(greatest(created_at, updated_at, last_sign_in_at)),
+                  count(*) FILTER (WHERE deleted_at > %s)
+           FROM auth.users""",
+        reference,
+    )[0]
+    banned = users_of(supabase_db, manifest, "banned")
+    expired = users_of(supabase_db, manifest, "ban_expired")
+
+    assert reference - timedelta(days=3 * 365 + 1) <= oldest
+    assert newest <= reference
+    assert future == 0
+    assert banned and all(reference < u["banned_until"] <= reference + timedelta(days=100) for u in banned)
+    assert expired and all(reference - timedelta(days=100) <= u["banned_until"] < reference for u in expired)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -274,3 +275,20 @@ def test_session_repr_hides_the_tokens() -> None:
 def test_backends_satisfy_the_interface() -> None:
     assert isinstance(_supabase(_reply(200, {})), AuthBackend)
     assert isinstance(_better_auth(_reply(200, {})), AuthBackend)
+
+
+def test_an_http_date_retry_after_is_measured_from_the_given_instant() -> None:
+    from auth_migration.backends.transport import retry_after_seconds
+
+    now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC).timestamp()
+    assert retry_after_seconds("Sun, 01 Nov 2026 12:00:30 GMT", now=now) == 30.0
+    assert retry_after_seconds("Sun, 01 Nov 2026 11:59:00 GMT", now=now) == 0.0  # already past
+    assert retry_after_seconds("12", now=now) == 12.0
+    assert retry_after_seconds("soon", now=now) is None
+
+
+def test_a_session_cookie_max_age_counts_from_the_given_instant() -> None:
+    from auth_migration.backends.better_auth import _session_cookie
+
+    reply = httpx.Response(200, headers=[("set-cookie", "better-auth.session_token=abc.sig; Max-Age=604800; Path=/")])
+    assert _session_cookie(reply, now=1_800_000_000) == ("abc.sig", 1_800_604_800)

@@ -22,7 +22,7 @@ def test_account_ids_are_uuid5_of_provider_and_account() -> None:
 
 
 def _draft(name: str) -> TargetUser:
-    now = datetime.now(UTC)
+    now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # fixed: nothing here is judged against today
     return TargetUser(
         id="u", email="ana@example.com", name=name, email_verified=True, image=None, created_at=now, updated_at=now
     )

@@ -109,6 +109,16 @@ def upgrade(conn: psycopg.Connection) -> list[str]:
 
 def require_schema(conn: psycopg.Connection) -> None:
     """Fail with a clear message when `db upgrade` has not been run on this database."""
-    row = conn.execute("SELECT to_regclass('migration_states') IS NOT NULL").fetchone()
+    row = conn.execute(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL AND to_regclass('migration_states') IS NOT NULL"
+    ).fetchone()
     if not row or not row[0]:
         raise ConfigError("migration state tables are missing: run `auth-migrate db upgrade` first")
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    assert row is not None  # an aggregate always returns a row
+    # A state database older than this code lacks columns it writes: say so instead of a SQL error.
+    latest = schema_migrations()[-1].version
+    if int(row[0]) < latest:
+        raise ConfigError(
+            f"migration state schema is at version {row[0]}, this code needs {latest}: run `auth-migrate db upgrade`"
+        )

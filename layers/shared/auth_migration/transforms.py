@@ -8,7 +8,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,13 +42,13 @@ def account_id_for(provider: str, account_id: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def build_target(user: SourceUser, *, now: datetime | None = None) -> TargetUser:
+def build_target(user: SourceUser, *, now: datetime) -> TargetUser:
     """The Better-Auth draft of a validated source user (email present and well-formed).
 
     The email is always lowercased: Better-Auth looks users up by the lowercased email, so a
     mixed-case stored email could never sign in. That is not optional, hence not a transform.
+    `now`: the migration's as_of; bans are judged against it, and it stands in for a missing created_at.
     """
-    now = now or datetime.now(UTC)
     email = (user.email or "").strip().lower()
     created = user.created_at or now
     draft = TargetUser(
@@ -191,7 +191,7 @@ def resolve_pipeline(names: Sequence[str] | None) -> list[Transform]:
     return [TRANSFORMS[n] for n in chosen]
 
 
-def transform(user: SourceUser, pipeline: Sequence[Transform], *, now: datetime | None = None) -> TargetUser:
+def transform(user: SourceUser, pipeline: Sequence[Transform], *, now: datetime) -> TargetUser:
     draft = build_target(user, now=now)
     for step in pipeline:
         step(draft, user)

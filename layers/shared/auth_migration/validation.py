@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 from auth_migration.models import Outcome, OutcomeKind, SourceUser
 
@@ -18,13 +18,14 @@ MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
 DEFAULT_TEST_USER_RE = re.compile(r"^test|[._+-]test\d*([._+-]|$)", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ValidationPolicy:
+    #: The instant bans are judged against: the migration's `as_of`, never a read of the clock here.
+    now: datetime
     stage: str = "dev"
     test_user_re: re.Pattern[str] | None = DEFAULT_TEST_USER_RE
     #: Whether the target stores bans (Better-Auth's admin plugin adds user.banned / banExpires).
     target_supports_bans: bool = False
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def classify(user: SourceUser, policy: ValidationPolicy) -> Outcome | None:

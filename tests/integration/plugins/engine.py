@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from auth_migration.clock import Clock
 from auth_migration.connections import Connections
 from auth_migration.engine import EngineContext, process_batch
 from auth_migration.engine.batch import BatchResult
 from auth_migration.queue import ListQueue
 from auth_migration_ops.local_schema import create_better_auth_tables_from_sql as create_better_auth_schema
 from auth_migration_ops.local_schema import prepare_migration_database
+from tests.reference_time import REFERENCE_CLOCK
 
 #: Names the tests use for the shared setup (kept so tests read as before).
 prepare_migration_db = prepare_migration_database
@@ -21,17 +23,21 @@ __all__ = ["InlineEngine", "create_better_auth_schema", "prepare_migration_db"]
 
 @dataclass
 class InlineEngine:
-    """The engine with every URL on one database and a list as the queue; drain() runs the batches."""
+    """The engine with every URL on one database and a list as the queue; drain() runs the batches.
+
+    Its clock is pinned (REFERENCE_TIME unless told): generate data with the same reference_time.
+    """
 
     url: str
     stage: str = "dev"
     target_url: str | None = None
     queue: ListQueue = field(default_factory=ListQueue)
     contexts: list[EngineContext] = field(default_factory=list)
+    clock: Clock = REFERENCE_CLOCK
 
     def context(self) -> EngineContext:
         conns = Connections(self.url, self.url, self.target_url or self.url)
-        ctx = EngineContext(connections=conns, queue=self.queue, stage=self.stage, retry_base_s=0.01)
+        ctx = EngineContext(connections=conns, queue=self.queue, stage=self.stage, retry_base_s=0.01, clock=self.clock)
         self.contexts.append(ctx)
         return ctx
 

@@ -87,8 +87,11 @@ def _user(body: Mapping[str, Any]) -> BackendUser:
     )
 
 
-def _session_cookie(response: httpx.Response) -> tuple[str | None, int | None]:
-    """The signed session cookie's value and expiry (epoch seconds) from Set-Cookie, when present."""
+def _session_cookie(response: httpx.Response, *, now: float | None = None) -> tuple[str | None, int | None]:
+    """The signed session cookie's value and expiry (epoch seconds) from Set-Cookie, when present.
+
+    now: epoch seconds a Max-Age counts from (tests pin it); default the wall clock at receipt.
+    """
     for header in response.headers.get_list("set-cookie"):
         cookie: SimpleCookie = SimpleCookie()
         try:
@@ -101,7 +104,7 @@ def _session_cookie(response: httpx.Response) -> tuple[str | None, int | None]:
                 continue
             expires_at: int | None = None
             if morsel["max-age"]:
-                expires_at = int(time.time()) + int(morsel["max-age"])
+                expires_at = int(time.time() if now is None else now) + int(morsel["max-age"])
             elif morsel["expires"]:
                 try:
                     expires_at = int(parsedate_to_datetime(morsel["expires"]).timestamp())

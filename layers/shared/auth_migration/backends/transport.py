@@ -116,8 +116,12 @@ def error_body(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header (seconds or an HTTP date) in seconds from now; None when absent or garbled."""
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """A Retry-After header (seconds or an HTTP date) in seconds from now; None when absent or garbled.
+
+    now: epoch seconds to measure an HTTP date from (tests pin it); default the wall clock, which is
+    what turns the server's absolute date into a wait.
+    """
     if not value:
         return None
     text = value.strip()
@@ -126,6 +130,6 @@ def retry_after_seconds(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        return max(0.0, parsedate_to_datetime(text).timestamp() - time.time())
+        return max(0.0, parsedate_to_datetime(text).timestamp() - (time.time() if now is None else now))
     except (TypeError, ValueError):
         return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -43,6 +43,8 @@ class NewUser:
     password_hash: str | None
     email_verified: bool
     metadata: Mapping[str, Any]
+    #: Stamped on the new rows (createdAt/updatedAt): the caller's clock, read when the user was made.
+    created_at: datetime
 
 
 def find_better_auth_user(
@@ -103,7 +105,6 @@ def insert_better_auth_user(conn: psycopg.Connection, user: NewUser) -> bool:
     Returns False when a user with this id already exists (left untouched: idempotent by id). An email
     held by ANOTHER id raises psycopg's UniqueViolation, which the caller turns into a conflict.
     """
-    now = datetime.now(UTC)
     accounts = []
     if user.password_hash:
         accounts.append(
@@ -120,8 +121,8 @@ def insert_better_auth_user(conn: psycopg.Connection, user: NewUser) -> bool:
         name=display_name(user.email, user.metadata),
         email_verified=user.email_verified,
         image=None,
-        created_at=now,
-        updated_at=now,
+        created_at=user.created_at,
+        updated_at=user.created_at,
         accounts=accounts,
         metadata=dict(user.metadata),
     )

@@ -25,6 +25,7 @@ from auth_migration.backends.base import BETTER_AUTH, SUPABASE, BackendUser, Sys
 from auth_migration.backends.better_auth import display_name
 from auth_migration.backends.errors import BadRequest, UserExists
 from auth_migration.backends.supabase import SupabaseAuthBackend
+from auth_migration.clock import Clock, system_clock
 from auth_migration.connections import Connections
 from auth_migration.dual_write.directory import (
     NewUser,
@@ -80,9 +81,10 @@ def open_gap_ids(conn: psycopg.Connection, *, older_than_s: int, max_attempts: i
 
 
 class Reconciler:
-    def __init__(self, *, supabase: SupabaseAuthBackend, connections: Connections) -> None:
+    def __init__(self, *, supabase: SupabaseAuthBackend, connections: Connections, clock: Clock = system_clock) -> None:
         self.supabase = supabase
         self.conns = connections
+        self.clock = clock
 
     def gap_id_from(self, message: Mapping[str, Any]) -> int:
         """The gap a queue message names; a message carrying a whole gap (state DB was down) is recorded first.
@@ -172,6 +174,7 @@ class Reconciler:
             password_hash if is_bcrypt_hash(password_hash) else None,
             holder.email_verified,
             holder.metadata or gap.user_metadata,
+            self.clock(),
         )
         try:
             self._target(lambda conn: insert_better_auth_user(conn, new))

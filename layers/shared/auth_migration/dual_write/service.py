@@ -35,6 +35,7 @@ from auth_migration.backends.errors import (
     UserExists,
 )
 from auth_migration.backends.supabase import SupabaseAuthBackend
+from auth_migration.clock import Clock, system_clock
 from auth_migration.connections import Connections
 from auth_migration.dual_write.deadline import Runner
 from auth_migration.dual_write.directory import (
@@ -136,6 +137,7 @@ class AuthService:
         runner: Runner | None = None,
         repairs: RepairQueue | None = None,
         on_warning: Callable[[str, dict[str, Any]], None] | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.supabase = supabase
         self.better_auth = better_auth
@@ -143,6 +145,7 @@ class AuthService:
         self.runner = runner or Runner()
         self.repairs = repairs
         self._warn = on_warning or (lambda _msg, _extra: None)
+        self.clock = clock
 
     # --- public -----------------------------------------------------------------------------------
 
@@ -285,7 +288,7 @@ class AuthService:
             metadata=metadata,
             email_verified=verified,
         )
-        new = NewUser(user.id, email, password_hash, verified, metadata)
+        new = NewUser(user.id, email, password_hash, verified, metadata, self.clock())
 
         def differences(other: BackendUser) -> list[str]:
             if not flags.migration_validation:
@@ -403,7 +406,7 @@ class AuthService:
         else:
             # bcrypt reads 72 bytes at most: GoTrue's own hash of this password is the one that verifies it.
             password_hash = self.conns.transact("source", lambda conn: supabase_hash(conn, user.id))
-        new = NewUser(user.id, email, password_hash, user.email_verified, user.metadata)
+        new = NewUser(user.id, email, password_hash, user.email_verified, user.metadata, self.clock())
 
         def claim_and_write(conn: psycopg.Connection) -> bool:
             if not claim_user(conn, user.id, email, "lazy_login", created_target=True):

@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -95,14 +95,15 @@ def _run(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
     shared = conns.shared_target
     with state.transaction():
         row = state.execute(
-            """SELECT b.status, m.status, m.dry_run, m.source, m.target, m.options, b.pending_create
+            """SELECT b.status, m.status, m.dry_run, m.source, m.target, m.options, b.pending_create,
+                      coalesce(m.as_of, m.created_at)
                FROM migration_batches b JOIN migration_states m ON m.id = b.migration_id
                WHERE b.migration_id = %s AND b.batch_no = %s FOR UPDATE OF b""",
             (msg.migration_id, msg.batch_no),
         ).fetchone()
         if row is None:
             raise InvalidRequest(f"batch {msg.batch_no} of migration {msg.migration_id!r} is not planned")
-        batch_status, mig_status, dry_run, source_name, target_name, options, pending = row
+        batch_status, mig_status, dry_run, source_name, target_name, options, pending, now = row
         if batch_status == "done":
             return BatchResult(msg.migration_id, msg.batch_no, "duplicate")
         if mig_status in ("rolling_back", "rolled_back"):
@@ -110,7 +111,6 @@ def _run(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
 
         source, target = get_source(source_name), get_target(target_name)
         caps = ctx.capabilities(target)
-        now = datetime.now(UTC)
         policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
         # Where the state lives with the source, the read itself says who is already migrated (one
         # index probe per user; no migration-only columns read for them), and the users both

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from auth_migration.clock import Clock, system_clock
 from auth_migration.connections import Connections
 from auth_migration.queue import BatchQueue
 from auth_migration.targets import BetterAuthTarget, TargetCapabilities
@@ -23,6 +24,8 @@ class EngineContext:
     retry_base_s: float = 0.2
     #: SQS receives after which a failing batch is marked failed (its message then goes to the DLQ).
     max_receive_count: int = 5
+    #: Read once per `start` to fix the migration's `as_of`; tests pin it (fixed_clock).
+    clock: Clock = system_clock
     log: Callable[[str, dict[str, object]], None] = field(default=lambda msg, extra: _log.info(msg, extra=extra))
     _capabilities: dict[str, TargetCapabilities] = field(default_factory=dict, repr=False)
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -72,14 +73,17 @@ def start_migration(request: StartRequest, ctx: EngineContext) -> PlanResult:
     if ctx.queue is None:
         raise ConfigError("no batch queue configured (MIGRATION_QUEUE_URL)")
 
-    migration_id = new_migration_id()
+    # One instant for the whole migration: every batch, redelivery and resume judges bans against it,
+    # so a user's outcome never depends on the day its batch happened to run.
+    as_of = ctx.clock()
+    migration_id = new_migration_id(as_of)
     options: dict[str, Any] = {}
     if request.transforms is not None:
         options["transforms"] = list(request.transforms)
     with conns.state.transaction():
         conns.state.execute(
-            """INSERT INTO migration_states (id, status, source, target, dry_run, batch_size, options)
-               VALUES (%s, 'planning', %s, %s, %s, %s, %s::jsonb)""",
+            """INSERT INTO migration_states (id, status, source, target, dry_run, batch_size, options, as_of)
+               VALUES (%s, 'planning', %s, %s, %s, %s, %s::jsonb, %s)""",
             (
                 migration_id,
                 request.source,
@@ -87,9 +91,10 @@ def start_migration(request: StartRequest, ctx: EngineContext) -> PlanResult:
                 request.dry_run,
                 request.batch_size,
                 Jsonb(options),
+                as_of,
             ),
         )
-    conflicts, planned = _plan_with_conflicts(ctx, source, migration_id, None, request.batch_size)
+    conflicts, planned = _plan_with_conflicts(ctx, source, migration_id, None, request.batch_size, as_of)
     _set_running(conns.state, migration_id)
     enqueued = _enqueue(ctx, migration_id)
     status = load_migration(conns.state, migration_id).status
@@ -108,7 +113,7 @@ def resume_migration(migration_id: str, ctx: EngineContext) -> PlanResult:
     source = get_source(migration.source)
     source.check(conns.source)
     conflicts, planned = _plan_with_conflicts(
-        ctx, source, migration_id, migration.planned_through_id, migration.batch_size
+        ctx, source, migration_id, migration.planned_through_id, migration.batch_size, migration.as_of
     )
     with conns.state.transaction():
         requeued = conns.state.execute(
@@ -130,7 +135,7 @@ def resume_migration(migration_id: str, ctx: EngineContext) -> PlanResult:
 
 
 def _plan_with_conflicts(
-    ctx: EngineContext, source: UserSource, migration_id: str, after_id: str | None, batch_size: int
+    ctx: EngineContext, source: UserSource, migration_id: str, after_id: str | None, batch_size: int, as_of: datetime
 ) -> tuple[int, int]:
     """Plan the batches while a connection of its own finds the emails shared ignoring case; returns
     (conflicts recorded, batches planned). Each is a full pass over the source: the server runs them
@@ -144,7 +149,7 @@ def _plan_with_conflicts(
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="email-collisions") as pool:
         found = pool.submit(collisions)
-        planned = _plan_batches(ctx, source, migration_id, after_id, batch_size)
+        planned = _plan_batches(ctx, source, migration_id, after_id, batch_size, as_of)
         rows = found.result()
     return _record_email_conflicts(conns.state, migration_id, rows), planned
 
@@ -161,7 +166,7 @@ def _record_email_conflicts(state: psycopg.Connection, migration_id: str, rows: 
 
 
 def _plan_batches(
-    ctx: EngineContext, source: UserSource, migration_id: str, after_id: str | None, batch_size: int
+    ctx: EngineContext, source: UserSource, migration_id: str, after_id: str | None, batch_size: int, as_of: datetime
 ) -> int:
     """Append batches covering (after_id, last id]; memory holds one chunk of boundaries at a time."""
     state = ctx.connections.state
@@ -174,7 +179,7 @@ def _plan_batches(
     bounds = source.batch_boundaries(ctx.connections.source, after_id, batch_size)
     # The batch path's policy: plainly_valid_sql depends on the stage (and the default test pattern) only.
     skip = SKIP_SETTLED_BATCHES and ctx.connections.shared_source
-    policy = ValidationPolicy(stage=ctx.stage)
+    policy = ValidationPolicy(stage=ctx.stage, now=as_of)
     for chunk in _chunks(bounds, 5000):
         rows = []
         for upto in chunk:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -26,10 +26,11 @@ class Migration:
     planned_through_id: str | None
     batches_total: int
     options: dict[str, Any]
+    #: The instant time-dependent rules (bans) are judged against, for every batch of this migration.
+    as_of: datetime
 
 
-def new_migration_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
+def new_migration_id(now: datetime) -> str:
     return f"mig_{now:%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
 
 
@@ -40,7 +41,8 @@ def validate_migration_id(migration_id: object) -> str:
 
 
 def load_migration(conn: psycopg.Connection, migration_id: str, *, lock: bool = False) -> Migration:
-    query = """SELECT id, status, source, target, dry_run, batch_size, planned_through_id, batches_total, options
+    query = """SELECT id, status, source, target, dry_run, batch_size, planned_through_id, batches_total, options,
+                      coalesce(as_of, created_at) AS as_of
                FROM migration_states WHERE id = %s""" + (" FOR UPDATE" if lock else "")
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(query, (validate_migration_id(migration_id),)).fetchone()

@@ -15,6 +15,8 @@ from auth_migration.models import SourceUser
 from auth_migration.sources.keyset import boundaries, id_type_of
 from auth_migration.validation import ValidationPolicy
 
+_CONFIRMED_AT_UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
 _TABLE = "public.profiles"
 _PASSWORD_COLUMN = "password_hash"  # noqa: S105 - a column name, not a secret
 
@@ -108,7 +110,9 @@ def _to_source_user(row: dict[str, Any]) -> SourceUser:
         email=row["email"] or None,
         password_hash=row["password_hash"] or None,
         # The seed creates these users with email_confirm: true: the legacy system vouched for them.
-        email_confirmed_at=created or datetime.now(UTC),
+        # Only "confirmed or not" reaches the target; a profile without created_at is confirmed at an
+        # unknown time, spelled as the epoch rather than a read of today's clock.
+        email_confirmed_at=created or _CONFIRMED_AT_UNKNOWN_TIME,
         user_metadata=metadata,
         app_metadata={"provider": "legacy_profiles"},
         created_at=created,
