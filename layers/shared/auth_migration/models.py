@@ -77,6 +77,9 @@ class OutcomeKind(StrEnum):
     MIGRATED = "migrated"
     ADOPTED = "adopted"  # the target already held this id: tracked, not created
     ALREADY_MIGRATED = "already_migrated"
+    #: The target held this id from an earlier migration's interrupted batch (its intent names it):
+    #: tracked as created by that migration, whose rollback then removes it. Not an error; listed.
+    RECOVERED = "recovered"
     SKIPPED = "skipped"
     INVALID = "invalid"
     CONFLICT = "conflict"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,8 @@ class _Plan:
     adopt: list[TargetUser] = field(default_factory=list)
     #: Users found already migrated before any write (outcome "already_migrated", counted only).
     already_migrated: int = 0
+    #: Target users an earlier migration's open intent created: (draft, that migration's id).
+    recovered: list[tuple[TargetUser, str]] = field(default_factory=list)
 
 
 def parse_batch_message(body: Any) -> BatchMessage:
@@ -144,23 +146,33 @@ def _run(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
             return _finish(state, msg, total, plan)
         if shared:
             _write_shared(plan, msg, source_name, state, target, caps)
+            _track_recovered(state, plan, msg, source_name)
             return _finish(state, msg, total, plan)
         # Two databases cannot share a transaction: record the intent and commit it, write the
         # target idempotently, then record the outcome. A retry after a crash in between finds its
-        # own rows through pending_create and counts them as created (see _decide).
+        # own rows through pending_create and counts them as created (see _decide), and so does a
+        # rollback (rollback._converge_intents).
         state.execute(
             "UPDATE migration_batches SET pending_create = %s WHERE migration_id = %s AND batch_no = %s",
             ([u.id for u in plan.create], msg.migration_id, msg.batch_no),
         )
-    created, failed = _write_target(conns.target, target, plan.create, caps)
     with state.transaction():
+        # The target is written under the batch row lock, as in the shared layout: a rollback waits
+        # for a live worker here, and a worker that gets the lock after a rollback began writes
+        # nothing (a crash while holding it leaves only the intent, which the rollback converges).
         still_open = state.execute(
             "SELECT status FROM migration_batches WHERE migration_id = %s AND batch_no = %s FOR UPDATE",
             (msg.migration_id, msg.batch_no),
         ).fetchone()
         if still_open is None or still_open[0] == "done":
             return BatchResult(msg.migration_id, msg.batch_no, "duplicate")
+        # A statement of its own, after the lock: its snapshot sees a rollback that committed while we waited.
+        mig = state.execute("SELECT status FROM migration_states WHERE id = %s", (msg.migration_id,)).fetchone()
+        if mig is None or mig[0] in ("rolling_back", "rolled_back"):
+            return BatchResult(msg.migration_id, msg.batch_no, "ignored")
+        created, failed = _write_target(conns.target, target, plan.create, caps)
         _track(state, plan, created, failed, msg, source_name)
+        _track_recovered(state, plan, msg, source_name)
         return _finish(state, msg, total, plan)
 
 
@@ -218,6 +230,9 @@ def _decide(
         )
     }
     existing = target.lookup(ctx.connections.target, ids, emails)
+    # Only ids the target already holds can be another migration's leftover: usually none, no query.
+    foreign = [i for i in ids if i in existing.email_by_id and i not in pending_create]
+    intents = _intents_elsewhere(state, msg, foreign) if foreign else {}
     seen_emails: set[str] = set()
     for draft in drafts:
         if draft.email in case_dupes or draft.email in seen_emails:
@@ -232,6 +247,20 @@ def _decide(
         elif draft.id in existing.email_by_id:
             if draft.id in pending_create:
                 plan.create.append(draft)  # our own row from an interrupted earlier attempt
+            elif draft.id in intents and existing.email_by_id[draft.id] == draft.email:
+                # Adopting it would launder a leak: that migration created it and its rollback must
+                # find it. Tracked as its creation instead, and listed so the operator sees it.
+                plan.recovered.append((draft, intents[draft.id]))
+                plan.outcomes.append(
+                    Outcome(
+                        draft.id,
+                        OutcomeKind.RECOVERED,
+                        "created_by_earlier_intent",
+                        f"created by an interrupted batch of migration {intents[draft.id]}; tracked as its user, "
+                        f"so `migrate rollback {intents[draft.id]}` removes it",
+                        {"created_by_migration": intents[draft.id]},
+                    )
+                )
             elif existing.email_by_id[draft.id] == draft.email:
                 plan.adopt.append(draft)
             else:
@@ -257,6 +286,33 @@ def _decide(
             plan.create.append(draft)
         seen_emails.add(draft.email)
     return plan
+
+
+def _intents_elsewhere(state: psycopg.Connection, msg: BatchMessage, ids: Sequence[str]) -> dict[str, str]:
+    """id -> migration whose batch (not this one) holds an open intent (pending_create) to create it.
+
+    An intent is open from its commit until its batch records the outcome (done) or a rollback
+    converges it; a killed two-database batch leaves it open. Oldest migration first."""
+    rows = state.execute(
+        """SELECT DISTINCT ON (k.id) k.id, b.migration_id
+           FROM migration_batches b CROSS JOIN LATERAL unnest(b.pending_create) AS k(id)
+           WHERE b.pending_create && %b::text[] AND k.id = ANY(%b::text[])
+             AND NOT (b.migration_id = %s AND b.batch_no = %s)
+           ORDER BY k.id, b.migration_id""",
+        (list(ids), list(ids), msg.migration_id, msg.batch_no),
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def _track_recovered(state: psycopg.Connection, plan: _Plan, msg: BatchMessage, source_name: str) -> None:
+    """Tracking rows for plan.recovered, each in the name of the migration that created it."""
+    by_migration: dict[str, list[TargetUser]] = {}
+    for draft, migration_id in plan.recovered:
+        by_migration.setdefault(migration_id, []).append(draft)
+    for migration_id, users in by_migration.items():
+        owner = replace(msg, migration_id=migration_id)
+        claimed = _claim(state, users, owner, source_name, created=True)
+        _mark_status(state, [u for u in users if u.id in claimed], owner)
 
 
 def _write_target(

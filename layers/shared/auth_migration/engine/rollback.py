@@ -9,7 +9,7 @@ import psycopg
 from auth_migration.engine.context import EngineContext
 from auth_migration.engine.state import load_migration
 from auth_migration.store import require_schema
-from auth_migration.targets import get_target
+from auth_migration.targets import BetterAuthTarget, get_target
 
 _CHUNK = 1000
 
@@ -44,6 +44,7 @@ def rollback_migration(migration_id: str, ctx: EngineContext) -> RollbackResult:
 
     result = RollbackResult(migration_id, "rolling_back")
     shared = conns.shared_target
+    result.users_deleted += _converge_intents(ctx, migration_id, target)
     while True:
         rows = state.execute(
             """SELECT original_id, new_auth_id, created_target FROM migrated_users
@@ -73,6 +74,49 @@ def rollback_migration(migration_id: str, ctx: EngineContext) -> RollbackResult:
         )
     result.status = "rolled_back"
     return result
+
+
+def _converge_intents(ctx: EngineContext, migration_id: str, target: BetterAuthTarget) -> int:
+    """Delete the target users this migration's interrupted batches created; returns how many.
+
+    A two-database batch commits its intent (pending_create) before writing the target and clears it
+    when it records the outcome; a batch killed in between leaves target users no tracking row
+    names. What a redelivered batch would conclude holds here too: an id of the intent that the
+    target holds and nobody tracks was created by this migration. Ids someone tracks are left to
+    their tracking row (this migration's own are deleted by the main loop). The batch row locks the
+    caller took first mean no live worker of this migration is inside that window now.
+    Target first, then the intent is cleared: a crash in between re-runs to the same end."""
+    conns = ctx.connections
+    state = conns.state
+    deleted = 0
+    last_no = 0
+    while True:
+        rows = state.execute(
+            """SELECT batch_no, pending_create FROM migration_batches
+               WHERE migration_id = %s AND pending_create IS NOT NULL AND batch_no > %s
+               ORDER BY batch_no LIMIT %s""",
+            (migration_id, last_no, max(1, _CHUNK // 100)),
+        ).fetchall()
+        if not rows:
+            return deleted
+        batch_nos = [no for no, _ in rows]
+        ids = [i for _, pending in rows for i in pending]
+        untracked = [
+            r[0]
+            for r in state.execute(
+                """SELECT k.id FROM unnest(%b::text[]) AS k(id)
+                   WHERE NOT EXISTS (SELECT 1 FROM migrated_users m WHERE m.original_id = k.id)""",
+                (ids,),
+            )
+        ]
+        with conns.target.transaction():
+            deleted += target.delete(conns.target, untracked)
+        with state.transaction():
+            state.execute(
+                "UPDATE migration_batches SET pending_create = NULL WHERE migration_id = %s AND batch_no = ANY(%s)",
+                (migration_id, batch_nos),
+            )
+        last_no = batch_nos[-1]
 
 
 def _forget(state: psycopg.Connection, migration_id: str, originals: list[str]) -> int:
