@@ -29,10 +29,10 @@ from auth_migration.backends import BETTER_AUTH, SUPABASE, BetterAuthBackend, Su
 from auth_migration.connections import Connections
 from auth_migration.dual_write.reconcile import Reconciler
 from auth_migration.dual_write.service import AuthService
-from auth_migration_ops.better_auth_server import BetterAuthServer
-from auth_migration_ops.fault_proxy import FaultProxy
-from auth_migration_ops.gotrue_standin import Faults, GoTrueStandIn
-from auth_migration_ops.local_schema import prepare_migration_database
+from auth_migration_ops.datakit.schemas import prepare_migration_database
+from auth_migration_ops.standins.better_auth import BetterAuthServer
+from auth_migration_ops.standins.fault_proxy import FaultProxy
+from auth_migration_ops.standins.gotrue import Faults, GoTrueStandIn
 
 __all__ = [
     "DEFAULT_SERVER_URL",

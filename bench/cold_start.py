@@ -181,7 +181,7 @@ def _template_functions(say: Say) -> dict[Path, _TemplateFunction]:
     Queue references resolve to fake SQS URLs/ARNs, so a handler that builds an SQS sender at import
     does so as in AWS (boto3 itself is imported lazily by the sender)."""
     try:
-        from auth_migration_ops.template import list_functions, load_template, resolve_function
+        from auth_migration_ops.local.template import list_functions, load_template, resolve_function
     except ImportError as why:  # the ops package is not installed: Globals-free defaults below
         say(f"template resolution unavailable ({why}); handlers get default environments")
         return {}

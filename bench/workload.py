@@ -18,8 +18,8 @@ import psycopg
 from psycopg import sql
 
 from auth_migration.store import upgrade
-from auth_migration_ops.local_schema import create_better_auth_tables_from_sql
-from auth_migration_ops.supabase_data import create_supabase_schema, generate_supabase_users
+from auth_migration_ops.datakit.schemas import create_better_auth_tables_from_sql
+from auth_migration_ops.datakit.supabase_data import create_supabase_schema, generate_supabase_users
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from auth_migration_ops.better_auth_server import free_port
-from auth_migration_ops.invoke import invoke_function, load_event
-from auth_migration_ops.local_aws import LocalAws, QueuePair, put_parameters
+from auth_migration_ops.local.aws import LocalAws, QueuePair, put_parameters
+from auth_migration_ops.local.invoke import invoke_function, load_event
+from auth_migration_ops.standins.better_auth import free_port
 from tests.integration.plugins.dual_write import DualWriteStack
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -26,7 +26,7 @@ from auth_migration.dual_write.api import MAX_BODY_BYTES, build_resolver, handle
 from auth_migration.dual_write.api_models import METADATA_MAX_BYTES
 from auth_migration.dual_write.passwords import BCRYPT_MAX_BYTES
 from auth_migration.flags import Flags, MigrationMode
-from auth_migration_ops.invoke import LocalLambdaContext
+from auth_migration_ops.local.invoke import LocalLambdaContext
 from tests.integration.plugins.dual_write import DualWriteStack
 
 SIGNUP, LOGIN = "/auth/signup", "/auth/login"

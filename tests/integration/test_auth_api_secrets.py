@@ -31,7 +31,7 @@ from auth_migration.dual_write.api import build_resolver, handle_api_event
 from auth_migration.dual_write.service import AuthOutcome, AuthService
 from auth_migration.flags import Flags, MigrationMode
 from auth_migration.observability import logger as service_logger
-from auth_migration_ops.invoke import LocalLambdaContext
+from auth_migration_ops.local.invoke import LocalLambdaContext
 from tests.integration.plugins.dual_write import DualWriteStack
 
 SIGNUP, LOGIN = "/auth/signup", "/auth/login"

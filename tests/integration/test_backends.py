@@ -22,8 +22,8 @@ from auth_migration.backends import (
     WeakPassword,
 )
 from auth_migration.backends.errors import BadRequest
-from auth_migration_ops.better_auth_server import BetterAuthServer, free_port
-from auth_migration_ops.gotrue_standin import GoTrueStandIn, sign_jwt
+from auth_migration_ops.standins.better_auth import BetterAuthServer, free_port
+from auth_migration_ops.standins.gotrue import GoTrueStandIn, sign_jwt
 
 PASSWORD = "correct horse 1"
 # Slack for thread scheduling and the TCP teardown on a 2-core machine.

@@ -13,7 +13,7 @@ from auth_migration.clock import fixed_clock
 from auth_migration.engine import migration_report, process_batch, resume_migration, rollback_migration
 from auth_migration.engine.plan import StartRequest, start_migration
 from auth_migration.exceptions import InvalidRequest, NotFound
-from auth_migration_ops.supabase_data import Manifest, generate_supabase_users
+from auth_migration_ops.datakit.supabase_data import Manifest, generate_supabase_users
 from tests.integration.plugins.engine import InlineEngine
 from tests.reference_time import REFERENCE_SHIFTS, REFERENCE_TIME
 

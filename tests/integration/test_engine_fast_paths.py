@@ -21,7 +21,7 @@ from auth_migration.engine.plan import StartRequest, start_migration
 from auth_migration.models import SourceUser
 from auth_migration.sources.supabase import SupabaseSource
 from auth_migration.validation import DEFAULT_TEST_USER_RE, ValidationPolicy, classify, plainly_valid_sql
-from auth_migration_ops.supabase_data import generate_supabase_users
+from auth_migration_ops.datakit.supabase_data import generate_supabase_users
 from tests.integration.plugins.engine import InlineEngine
 from tests.reference_time import REFERENCE_TIME
 

@@ -18,10 +18,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from auth_migration_ops.better_auth_server import BetterAuthServer, sign_in
-from auth_migration_ops.local_aws import put_parameters
-from auth_migration_ops.local_pipeline import LocalPipeline
-from auth_migration_ops.supabase_data import generate_supabase_users
+from auth_migration_ops.datakit.supabase_data import generate_supabase_users
+from auth_migration_ops.local.aws import put_parameters
+from auth_migration_ops.local.pipeline import LocalPipeline
+from auth_migration_ops.standins.better_auth import BetterAuthServer, sign_in
 from tests.integration.test_engine import expected_counts
 from tests.reference_time import live_reference_time
 
@@ -94,7 +94,7 @@ def test_worker_killed_mid_batch_then_resumed_migrates_everyone_exactly_once(mig
             [
                 sys.executable,
                 "-m",
-                "auth_migration_ops.local_worker",
+                "auth_migration_ops.local.worker",
                 "--endpoint-url",
                 pipeline.aws.endpoint_url,
                 "--queue-url",

@@ -25,7 +25,7 @@ import pytest
 from auth_migration.engine import migration_report, process_batch, rollback_migration
 from auth_migration.engine.plan import StartRequest, start_migration
 from auth_migration.models import BatchMessage
-from auth_migration_ops.supabase_data import generate_supabase_users
+from auth_migration_ops.datakit.supabase_data import generate_supabase_users
 from tests.integration.plugins.engine import InlineEngine, create_better_auth_schema, prepare_migration_db
 from tests.integration.test_engine import scalar
 from tests.reference_time import REFERENCE_TIME

@@ -38,7 +38,7 @@ from auth_migration.dual_write.routing import Route
 from auth_migration.dual_write.service import AuthOutcome, AuthService, BothUnavailable
 from auth_migration.exceptions import ConfigError
 from auth_migration.flags import Flags, MigrationMode
-from auth_migration_ops.invoke import LocalLambdaContext
+from auth_migration_ops.local.invoke import LocalLambdaContext
 
 SIGNUP, LOGIN = "/auth/signup", "/auth/login"
 ROUTES = [SIGNUP, LOGIN]

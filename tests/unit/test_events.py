@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from auth_migration_ops.invoke import load_event
-from auth_migration_ops.template import DEFAULT_TEMPLATE_PATH, list_functions, resolve_function
+from auth_migration_ops.local.invoke import load_event
+from auth_migration_ops.local.template import DEFAULT_TEMPLATE_PATH, list_functions, resolve_function
 
 EVENTS_DIR = DEFAULT_TEMPLATE_PATH.parent / "events"
 EVENT_FILES = sorted(EVENTS_DIR.glob("**/*.json"))

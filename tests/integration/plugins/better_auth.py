@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from auth_migration_ops.better_auth_server import BetterAuthServer, ensure_installed
+from auth_migration_ops.standins.better_auth import BetterAuthServer, ensure_installed
 
 
 @pytest.fixture(scope="session")

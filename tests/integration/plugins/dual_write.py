@@ -15,10 +15,10 @@ from auth_migration.connections import Connections
 from auth_migration.dual_write.reconcile import Reconciler
 from auth_migration.dual_write.service import AuthService
 from auth_migration.flags import Flags, MigrationMode
-from auth_migration_ops.better_auth_server import BetterAuthServer, free_port
-from auth_migration_ops.fault_proxy import FaultProxy
-from auth_migration_ops.gotrue_standin import GoTrueStandIn
-from auth_migration_ops.local_schema import prepare_migration_database
+from auth_migration_ops.datakit.schemas import prepare_migration_database
+from auth_migration_ops.standins.better_auth import BetterAuthServer, free_port
+from auth_migration_ops.standins.fault_proxy import FaultProxy
+from auth_migration_ops.standins.gotrue import GoTrueStandIn
 
 
 class ListRepairQueue:

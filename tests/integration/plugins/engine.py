@@ -12,8 +12,8 @@ from auth_migration.connections import Connections
 from auth_migration.engine import EngineContext, process_batch
 from auth_migration.engine.batch import BatchResult
 from auth_migration.queue import ListQueue
-from auth_migration_ops.local_schema import create_better_auth_tables_from_sql as create_better_auth_schema
-from auth_migration_ops.local_schema import prepare_migration_database
+from auth_migration_ops.datakit.schemas import create_better_auth_tables_from_sql as create_better_auth_schema
+from auth_migration_ops.datakit.schemas import prepare_migration_database
 from tests.reference_time import REFERENCE_CLOCK
 
 #: Names the tests use for the shared setup (kept so tests read as before).

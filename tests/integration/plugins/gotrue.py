@@ -1,4 +1,4 @@
-"""Fixtures for the GoTrue stand-in (ops/auth_migration_ops/gotrue_standin.py) over a real `auth` schema."""
+"""Fixtures for the GoTrue stand-in (ops/auth_migration_ops/standins/gotrue.py) over a real `auth` schema."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from auth_migration_ops.gotrue_standin import GoTrueStandIn
+from auth_migration_ops.standins.gotrue import GoTrueStandIn
 
 
 @pytest.fixture

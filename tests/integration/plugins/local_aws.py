@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from auth_migration_ops.local_aws import LocalAws, QueuePair, create_queue_with_dlq
+from auth_migration_ops.local.aws import LocalAws, QueuePair, create_queue_with_dlq
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from auth_migration_ops.supabase_data import create_profiles_schema, create_supabase_schema
+from auth_migration_ops.datakit.supabase_data import create_profiles_schema, create_supabase_schema
 
 
 @pytest.fixture

@@ -1,0 +1,150 @@
+"""`auth-migrate migrate`: the bulk migration an operator drives (MigrationControl's actions, run here)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any
+
+import click
+
+from auth_migration.settings import Settings
+from auth_migration_ops.cli.common import (
+    BATCH_SIZE,
+    EXIT_ERROR,
+    EXIT_USAGE,
+    JSON_HELP,
+    POSITIVE,
+    CliState,
+    database_urls,
+    error,
+    pass_state,
+    print_reply,
+)
+
+_LOCAL_HELP = "run the SQS pipeline here (moto + the template's functions in-process) and wait for the report"
+
+
+@click.group(
+    short_help="bulk migrations: start, resume, rollback, status",
+    help="Bulk migrations: start (or dry-run), resume, roll back, report.",
+)
+def migrate() -> None:
+    pass
+
+
+def _local_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--local", is_flag=True, help=_LOCAL_HELP),
+            click.option("--concurrency", type=POSITIVE, default=2, show_default=True, help="local batch workers"),
+            click.option("--json", "as_json", is_flag=True, help=JSON_HELP),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@migrate.command(
+    short_help="plan and enqueue a migration (or --dry-run, or --local)",
+    help="Plan keyset batches of the source and enqueue them (MigrationControl start).",
+)
+@click.option("--source", type=click.Choice(["supabase", "profiles"]), default="supabase", show_default=True)
+@click.option("--target", type=click.Choice(["better-auth"]), default="better-auth", show_default=True)
+@click.option("--batch-size", type=BATCH_SIZE, default=100, show_default=True, help="users per batch (1-10000)")
+@click.option("--dry-run", is_flag=True, help="decide and report every user's outcome; write nothing to the target")
+@_local_options
+@pass_state
+def start(
+    state: CliState,
+    source: str,
+    target: str,
+    batch_size: int,
+    dry_run: bool,
+    local: bool,
+    concurrency: int,
+    as_json: bool,
+) -> int:
+    event = {"action": "start", "source": source, "target": target, "batch_size": batch_size, "dry_run": dry_run}
+    return _control(state.settings(), event, local=local, concurrency=concurrency, as_json=as_json)
+
+
+@migrate.command(
+    short_help="re-send unfinished batches, plan users added since",
+    help="Re-send every batch not done and plan users added past the plan's end.",
+)
+@click.argument("migration_id")
+@_local_options
+@pass_state
+def resume(state: CliState, migration_id: str, local: bool, concurrency: int, as_json: bool) -> int:
+    event = {"action": "resume", "migration_id": migration_id}
+    return _control(state.settings(), event, local=local, concurrency=concurrency, as_json=as_json)
+
+
+@migrate.command(
+    short_help="delete exactly the users a migration created",
+    help="Delete exactly the Better-Auth users MIGRATION_ID created, and its tracking rows.",
+)
+@click.argument("migration_id")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation (scripts)")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_state
+def rollback(state: CliState, migration_id: str, yes: bool, as_json: bool) -> int:
+    if not yes:
+        if not sys.stdin.isatty():
+            error("rollback deletes users and the input is not a terminal to confirm on; pass --yes")
+            return EXIT_USAGE
+        question = (
+            f"Delete every Better-Auth user migration {migration_id} created (adopted users and other paths' "
+            "users stay)?"
+        )
+        if not click.confirm(question, err=True):
+            error("rollback not confirmed; nothing deleted")
+            return EXIT_ERROR
+    return _control(state.settings(), {"action": "rollback", "migration_id": migration_id}, as_json=as_json)
+
+
+@migrate.command(
+    short_help="progress and report of one migration",
+    help="Progress and report of MIGRATION_ID: counts per outcome and reason, errors, users/s.",
+)
+@click.argument("migration_id")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@pass_state
+def status(state: CliState, migration_id: str, as_json: bool) -> int:
+    return _control(state.settings(), {"action": "status", "migration_id": migration_id}, as_json=as_json)
+
+
+def _control(
+    settings: Settings, event: dict[str, Any], *, local: bool = False, concurrency: int = 2, as_json: bool
+) -> int:
+    if local:
+        return _run_local(settings, event, concurrency=concurrency, as_json=as_json)
+    from auth_migration.control import handle_control_event
+    from auth_migration.runtime import engine_context
+
+    ctx = engine_context(settings)
+    try:
+        reply = handle_control_event(event, ctx, default_dry_run=settings.dry_run)
+    finally:
+        ctx.connections.close()
+    return print_reply(reply, as_json=as_json)
+
+
+def _run_local(settings: Settings, event: dict[str, Any], *, concurrency: int, as_json: bool) -> int:
+    from auth_migration_ops.cli.progress import ProgressBar
+    from auth_migration_ops.local.pipeline import LocalPipeline
+
+    # What the functions print is their log (stdout in Lambda); here stdout carries the report.
+    with (
+        contextlib.redirect_stdout(sys.stderr),
+        LocalPipeline(database_urls(settings), stage=settings.stage, concurrency=concurrency) as pipeline,
+    ):
+        reply = pipeline.control(event)
+        if not reply.get("ok"):
+            return print_reply(reply, as_json=as_json)
+        with ProgressBar(enabled=not as_json) as bar:
+            pipeline.run_batches(reply["migration_id"], on_progress=bar.update)
+        status = pipeline.control({"action": "status", "migration_id": reply["migration_id"]})
+        status["dlq_messages"] = pipeline.dlq_depth()
+    return print_reply(status, as_json=as_json)

@@ -1,0 +1,849 @@
+"""A GoTrue stand-in for tests and the local run: GoTrue's documented endpoints, status codes and error
+codes, over the real `auth.users` / `auth.identities` schema in Postgres, with run-time fault injection.
+
+No GoTrue binary installs here, so this speaks the subset of supabase/auth's REST API the Signup and
+Login functions use. Replies follow supabase/auth (internal/api: signup, token, user, admin, errors,
+apierrors/errorcode): errors are `{"code": <status>, "error_code", "msg"}`, or `{"code", "message"}`
+when the caller sends `X-Supabase-Api-Version: 2024-01-01` (as supabase-js does). Not covered: phone,
+OTP, refresh/PKCE grants, sessions/refresh-token tables, MFA, SSO, e-mail sending, captcha.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import random
+import re
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+import bcrypt
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from auth_migration.clock import Clock, system_clock
+from auth_migration_ops.datakit.supabase_data import create_supabase_schema
+from auth_migration_ops.standins.quiet_server import QuietThreadingHTTPServer
+
+__all__ = [
+    "DEFAULT_JWT_SECRET",
+    "Faults",
+    "GoTrueStandIn",
+    "decode_jwt",
+    "sign_jwt",
+]
+
+#: The well-known local-development JWT secret of the Supabase CLI: a test value, never a real one.
+DEFAULT_JWT_SECRET: Final = "super-secret-jwt-token-with-at-least-32-characters-long"  # noqa: S105
+
+_AUD: Final = "authenticated"
+_INSTANCE_ID: Final = "00000000-0000-0000-0000-000000000000"
+_ADMIN_ROLES: Final = frozenset({"service_role", "supabase_admin"})
+_API_VERSION_HEADER: Final = "X-Supabase-Api-Version"
+_API_VERSION_2024: Final = "2024-01-01"
+_MAX_BODY: Final = 1 << 20
+_BCRYPT_MAX_BYTES: Final = 72
+_EMAIL_MAX: Final = 255
+# GoTrue's own check is a permissive regexp on the whole address (internal/api/mail.go validateEmail).
+_EMAIL_RE: Final = re.compile(
+    r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
+)
+_BCRYPT_HASH_RE: Final = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
+_ADMIN_USER_PATH_RE: Final = re.compile(r"^/admin/users/([^/]+)$")
+
+_USER_COLUMNS: Final = (
+    "id, aud, role, email, email_confirmed_at, phone, phone_confirmed_at, confirmed_at, last_sign_in_at,"
+    " raw_app_meta_data, raw_user_meta_data, created_at, updated_at, banned_until, is_anonymous"
+)
+
+
+# --- JWT (HS256, what GoTrue signs with GOTRUE_JWT_SECRET) ---------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_jwt(claims: Mapping[str, Any], secret: str) -> str:
+    """An HS256 JWT of `claims` signed with `secret`."""
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    payload = _b64url(json.dumps(dict(claims), separators=(",", ":")).encode())
+    signing_input = f"{header}.{payload}".encode("ascii")
+    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64url(signature)}"
+
+
+def decode_jwt(token: str, secret: str, *, now: float | None = None) -> dict[str, Any] | None:
+    """The claims of an HS256 `token` signed with `secret` and not expired; None when it is not valid."""
+    try:
+        header_b64, payload_b64, signature_b64 = token.split(".")
+        header = json.loads(_b64url_decode(header_b64))
+        if not isinstance(header, dict) or header.get("alg") != "HS256":
+            return None
+        expected = hmac.new(secret.encode(), f"{header_b64}.{payload_b64}".encode("ascii"), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, _b64url_decode(signature_b64)):
+            return None
+        claims = json.loads(_b64url_decode(payload_b64))
+    except (ValueError, UnicodeError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and exp < (time.time() if now is None else now):
+        return None
+    return claims
+
+
+# --- faults --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Faults:
+    """What the stand-in does wrong, settable while it runs (each request reads the current values).
+
+    Attributes:
+        fail_rate: share of requests (0..1) answered `fail_status` instead of being served.
+        fail_status: the status a failed request gets (500 or 503).
+        delay_s: seconds to sleep before answering anything (a slow or hung GoTrue).
+        rate_limited: answer every request 429 `over_request_rate_limit`.
+        down: close every connection without answering (a crashed GoTrue behind a proxy).
+        paths: only requests whose path is listed get faults; None means every path.
+    """
+
+    fail_rate: float = 0.0
+    fail_status: int = 500
+    delay_s: float = 0.0
+    rate_limited: bool = False
+    down: bool = False
+    paths: frozenset[str] | None = None
+
+    def reset(self) -> None:
+        """Back to a healthy server."""
+        self.fail_rate, self.fail_status, self.delay_s = 0.0, 500, 0.0
+        self.rate_limited = self.down = False
+        self.paths = None
+
+    def applies_to(self, path: str) -> bool:
+        return self.paths is None or path in self.paths
+
+
+# --- errors as GoTrue writes them ----------------------------------------------------------------------
+
+
+class _ApiError(Exception):
+    """An HTTPError of GoTrue: a status, an error_code and a message (never echoing a secret)."""
+
+    def __init__(self, status: int, error_code: str, message: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+        self.extra = dict(extra or {})
+
+
+class _OAuthError(Exception):
+    """GoTrue's OAuthError: always 400 `{"error", "error_description"}` (grant-type problems)."""
+
+    def __init__(self, error: str, description: str = "") -> None:
+        super().__init__(error)
+        self.error = error
+        self.description = description
+
+
+class _DropConnection(Exception):
+    """Close the connection without writing a reply."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _user_json(row: Mapping[str, Any], identities: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A user as GoTrue's models.User marshals it (the fields clients read)."""
+    return {
+        "id": str(row["id"]),
+        "aud": row["aud"] or "",
+        "role": row["role"] or "",
+        "email": row["email"] or "",
+        "email_confirmed_at": _iso(row["email_confirmed_at"]),
+        "phone": row["phone"] or "",
+        "phone_confirmed_at": _iso(row["phone_confirmed_at"]),
+        "confirmed_at": _iso(row["confirmed_at"]),
+        "last_sign_in_at": _iso(row["last_sign_in_at"]),
+        "app_metadata": row["raw_app_meta_data"] or {},
+        "user_metadata": row["raw_user_meta_data"] or {},
+        "identities": [
+            {
+                "identity_id": str(identity["id"]),
+                "id": identity["provider_id"],
+                "user_id": str(identity["user_id"]),
+                "identity_data": identity["identity_data"],
+                "provider": identity["provider"],
+                "last_sign_in_at": _iso(identity["last_sign_in_at"]),
+                "created_at": _iso(identity["created_at"]),
+                "updated_at": _iso(identity["updated_at"]),
+                "email": identity["email"],
+            }
+            for identity in identities
+        ],
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "is_anonymous": bool(row["is_anonymous"]),
+    }
+
+
+def _validate_email(value: Any) -> str:
+    """GoTrue's validateEmail: required, at most 255 chars, a plausible address; returned lowercased."""
+    if not isinstance(value, str) or not value.strip():
+        raise _ApiError(400, "validation_failed", "An email address is required")
+    email = value.strip()
+    if len(email) > _EMAIL_MAX:
+        raise _ApiError(400, "validation_failed", "An email address is too long")
+    if not _EMAIL_RE.match(email):
+        raise _ApiError(400, "validation_failed", "Unable to validate email address: invalid format")
+    return email.lower()
+
+
+# --- the server ----------------------------------------------------------------------------------------
+
+
+class GoTrueStandIn:
+    """A GoTrue-compatible HTTP server on 127.0.0.1 over a real `auth` schema; a context manager.
+
+    Parameters:
+        database_url: the Postgres database holding (or to hold) `auth.users` / `auth.identities`.
+        jwt_secret: GOTRUE_JWT_SECRET: signs access tokens and the anon / service_role keys.
+        service_key: the service_role key to hand out; one is signed with `jwt_secret` when None.
+        autoconfirm: GOTRUE_MAILER_AUTOCONFIRM: signup confirms the email and returns a session
+            (as a local Supabase does); when False signup returns the bare user and password sign-in
+            answers `email_not_confirmed` until an admin confirms the email.
+        password_min_length: GOTRUE_PASSWORD_MIN_LENGTH (GoTrue's default is 6).
+        jwt_exp: GOTRUE_JWT_EXP, access-token lifetime in seconds.
+        create_schema: create `auth.users` / `auth.identities` on start (idempotent).
+        seed: seeds the random draw behind `faults.fail_rate`, so a fault test is reproducible.
+        clock: what the server takes for "now" (token iat/exp, bans, sign-in and confirmation stamps);
+            the wall clock, as GoTrue's, unless a test pins it.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        jwt_secret: str = DEFAULT_JWT_SECRET,
+        service_key: str | None = None,
+        autoconfirm: bool = True,
+        password_min_length: int = 6,
+        jwt_exp: int = 3600,
+        create_schema: bool = True,
+        seed: int | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.clock = clock
+        self.database_url = database_url
+        self.jwt_secret = jwt_secret
+        self.autoconfirm = autoconfirm
+        self.password_min_length = password_min_length
+        self.jwt_exp = jwt_exp
+        self.create_schema = create_schema
+        self.faults = Faults()
+        #: (method, path, status) of every request answered, in order; status 0 = connection dropped.
+        self.calls: list[tuple[str, str, int]] = []
+        #: TCP connections accepted so far (tests of client connection reuse read it).
+        self.connections_accepted = 0
+        #: Requests received, faulty or not: tests check which system a route never asked.
+        self.requests_received = 0
+        issued = int(self.clock().timestamp())
+        far = issued + 10 * 365 * 24 * 3600
+        self.anon_key = sign_jwt({"iss": "supabase-demo", "role": "anon", "iat": issued, "exp": far}, jwt_secret)
+        self.service_key = service_key or sign_jwt(
+            {"iss": "supabase-demo", "role": "service_role", "iat": issued, "exp": far}, jwt_secret
+        )
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---
+
+    @property
+    def url(self) -> str:
+        """Base URL (what SUPABASE_URL points at, minus Kong's `/auth/v1` prefix)."""
+        if self._server is None:
+            raise RuntimeError("the GoTrue stand-in has no address until start()")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the GoTrue stand-in has no port until start()")
+        return int(self._server.server_address[1])
+
+    def start(self) -> GoTrueStandIn:
+        """Create the schema (unless told not to), bind a free port on 127.0.0.1 and serve in a thread."""
+        if self._server is not None:
+            raise RuntimeError("this GoTrue stand-in is already started")
+        if self.create_schema:
+            create_supabase_schema(self.database_url)
+        self._stopping.clear()
+        server = QuietThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        # Request threads may be sleeping in an injected delay: they must not keep the process alive.
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="gotrue-standin", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (requests sleeping in a delay are woken and dropped)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> GoTrueStandIn:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- tokens ---
+
+    def access_token(self, user: Mapping[str, Any]) -> tuple[str, int]:
+        """An access token for `user` (a user JSON) and its expiry (epoch seconds)."""
+        issued = int(self.clock().timestamp())
+        expires_at = issued + self.jwt_exp
+        claims = {
+            "aud": _AUD,
+            "exp": expires_at,
+            "iat": issued,
+            "iss": f"{self.url}/auth/v1",
+            "sub": user["id"],
+            "email": user["email"],
+            "phone": user["phone"],
+            "app_metadata": user["app_metadata"],
+            "user_metadata": user["user_metadata"],
+            "role": _AUD,
+            "aal": "aal1",
+            "amr": [{"method": "password", "timestamp": issued}],
+            "session_id": str(uuid.uuid4()),
+            "is_anonymous": False,
+        }
+        return sign_jwt(claims, self.jwt_secret), expires_at
+
+    def _session(self, user: dict[str, Any]) -> dict[str, Any]:
+        token, expires_at = self.access_token(user)
+        return {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": self.jwt_exp,
+            "expires_at": expires_at,
+            # No refresh_tokens table here: a random opaque value of GoTrue's length is enough for clients.
+            "refresh_token": secrets.token_urlsafe(9)[:12],
+            "user": user,
+        }
+
+    # --- faults ---
+
+    def _draw_failure(self, fail_rate: float) -> bool:
+        with self._lock:
+            return self._rng.random() < fail_rate
+
+    def _apply_faults(self, path: str) -> None:
+        faults = self.faults
+        if not faults.applies_to(path):
+            return
+        if faults.delay_s > 0:
+            self._stopping.wait(faults.delay_s)
+        if faults.down or self._stopping.is_set():
+            raise _DropConnection
+        if faults.rate_limited:
+            raise _ApiError(429, "over_request_rate_limit", "Request rate limit reached")
+        if faults.fail_rate > 0 and self._draw_failure(faults.fail_rate):
+            if faults.fail_status == HTTPStatus.SERVICE_UNAVAILABLE:
+                raise _ApiError(503, "unexpected_failure", "Service Unavailable")
+            raise _ApiError(
+                faults.fail_status,
+                "unexpected_failure",
+                "Unexpected failure, please check server logs for more information",
+            )
+
+    # --- data access ---
+
+    def _connect(self) -> psycopg.Connection[dict[str, Any]]:
+        return psycopg.connect(self.database_url, row_factory=dict_row)
+
+    def _load_user(self, conn: psycopg.Connection[dict[str, Any]], where: str, value: Any) -> dict[str, Any] | None:
+        row = conn.execute(
+            f"SELECT {_USER_COLUMNS}, encrypted_password FROM auth.users WHERE {where} LIMIT 1",  # trusted fragments
+            (value,),
+        ).fetchone()
+        if row is None:
+            return None
+        identities = conn.execute(
+            "SELECT id, provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at, email"
+            " FROM auth.identities WHERE user_id = %s ORDER BY created_at",
+            (row["id"],),
+        ).fetchall()
+        user = _user_json(row, identities)
+        user["_encrypted_password"] = row["encrypted_password"] or ""
+        user["_banned_until"] = row["banned_until"]
+        return user
+
+    def _user_by_email(self, conn: psycopg.Connection[dict[str, Any]], email: str) -> dict[str, Any] | None:
+        # GoTrue's FindUserByEmailAndAudience: case-insensitive, SSO users excluded.
+        return self._load_user(
+            conn, "lower(email) = lower(%s) AND is_sso_user = false AND aud = 'authenticated'", email
+        )
+
+    def _user_by_id(self, conn: psycopg.Connection[dict[str, Any]], user_id: str) -> dict[str, Any] | None:
+        return self._load_user(conn, "id = %s", user_id)
+
+    def _check_password(self, password: Any) -> str:
+        if not isinstance(password, str) or password == "":
+            raise _ApiError(422, "validation_failed", "Signup requires a valid password")
+        if len(password) < self.password_min_length:
+            raise _ApiError(
+                422,
+                "weak_password",
+                f"Password should be at least {self.password_min_length} characters.",
+                extra={"weak_password": {"reasons": ["length"]}},
+            )
+        if len(password.encode()) > _BCRYPT_MAX_BYTES:
+            raise _ApiError(400, "validation_failed", "bcrypt: password length exceeds 72 bytes")
+        return password
+
+    def _insert_user(
+        self,
+        conn: psycopg.Connection[dict[str, Any]],
+        *,
+        user_id: str,
+        email: str,
+        encrypted_password: str,
+        confirmed: bool,
+        user_metadata: Mapping[str, Any],
+        app_metadata: Mapping[str, Any],
+        duplicate_code: str,
+        duplicate_message: str,
+    ) -> dict[str, Any]:
+        """Insert the user and its `email` identity in one transaction; a taken email or id is a 422."""
+        now = self.clock()
+        app_meta = {**app_metadata, "provider": "email", "providers": ["email"]}
+        identity_data = {"sub": user_id, "email": email, "email_verified": confirmed, "phone_verified": False}
+        try:
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO auth.users (instance_id, id, aud, role, email, encrypted_password,"
+                    " email_confirmed_at, raw_app_meta_data, raw_user_meta_data, is_super_admin, created_at,"
+                    " updated_at, confirmation_token, recovery_token, email_change_token_new, email_change,"
+                    " email_change_token_current, reauthentication_token, phone_change, phone_change_token)"
+                    " VALUES (%s, %s, 'authenticated', 'authenticated', %s, %s, %s, %s, %s, false, %s, %s,"
+                    " '', '', '', '', '', '', '', '')",
+                    (
+                        _INSTANCE_ID,
+                        user_id,
+                        email,
+                        encrypted_password,
+                        now if confirmed else None,
+                        Jsonb(app_meta),
+                        Jsonb(dict(user_metadata)),
+                        now,
+                        now,
+                    ),
+                )
+                conn.execute(
+                    "INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, created_at,"
+                    " updated_at) VALUES (%s, %s, %s, 'email', %s, %s)",
+                    (user_id, user_id, Jsonb(identity_data), now, now),
+                )
+        except pg_errors.UniqueViolation as exc:
+            # A concurrent signup with the same email (or a reused id) loses the race on the index.
+            raise _ApiError(422, duplicate_code, duplicate_message) from exc
+        user = self._user_by_id(conn, user_id)
+        if user is None:  # pragma: no cover - just inserted in this connection
+            raise _ApiError(500, "unexpected_failure", "Database error saving new user")
+        return user
+
+    # --- endpoints ---
+
+    def handle(
+        self, method: str, path: str, query: Mapping[str, list[str]], headers: Any, body: bytes
+    ) -> tuple[int, Any]:
+        """Serve one request: (status, JSON body). Raises _ApiError / _OAuthError / _DropConnection."""
+        with self._lock:
+            self.requests_received += 1
+        self._apply_faults(path)
+        route: Callable[[], tuple[int, Any]] | None = None
+        if method == "GET" and path == "/health":
+            route = self._health
+        elif method == "POST" and path == "/signup":
+            route = lambda: self._signup(_json_body(body))  # noqa: E731
+        elif method == "POST" and path == "/token":
+            route = lambda: self._token(query, _json_body(body))  # noqa: E731
+        elif method == "GET" and path == "/user":
+            route = lambda: self._get_user(headers)  # noqa: E731
+        elif path == "/admin/users" and method == "POST":
+            route = lambda: self._admin_create(headers, _json_body(body))  # noqa: E731
+        elif path == "/admin/users" and method == "GET":
+            route = lambda: self._admin_list(headers, query)  # noqa: E731
+        elif (match := _ADMIN_USER_PATH_RE.match(path)) and method in ("GET", "DELETE", "PUT"):
+            user_id = match.group(1)
+            route = lambda: self._admin_user(headers, method, user_id, body)  # noqa: E731
+        if route is None:
+            raise _ApiError(404, "not_found", "Not Found")
+        return route()
+
+    def _health(self) -> tuple[int, Any]:
+        return 200, {
+            "version": "stand-in",
+            "name": "GoTrue",
+            "description": "GoTrue is a user registration and authentication API",
+        }
+
+    def _signup(self, params: Mapping[str, Any]) -> tuple[int, Any]:
+        email = _validate_email(params.get("email"))
+        password = self._check_password(params.get("password"))
+        data = params.get("data") or {}
+        if not isinstance(data, dict):
+            raise _ApiError(400, "bad_json", "Could not parse request body as JSON: data must be an object")
+        encrypted = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10, prefix=b"2a")).decode()
+        with self._connect() as conn:
+            if self._user_by_email(conn, email) is not None:
+                raise _ApiError(422, "user_already_exists", "User already registered")
+            user = self._insert_user(
+                conn,
+                user_id=str(uuid.uuid4()),
+                email=email,
+                encrypted_password=encrypted,
+                confirmed=self.autoconfirm,
+                user_metadata=data,
+                app_metadata={},
+                duplicate_code="user_already_exists",
+                duplicate_message="User already registered",
+            )
+            if not self.autoconfirm:
+                return 200, _public(user)
+            self._touch_sign_in(conn, user["id"])
+            user = self._user_by_id(conn, user["id"]) or user
+        return 200, self._session(_public(user))
+
+    def _token(self, query: Mapping[str, list[str]], params: Mapping[str, Any]) -> tuple[int, Any]:
+        grant_type = (query.get("grant_type") or [""])[0]
+        if grant_type != "password":
+            raise _OAuthError("unsupported_grant_type")
+        raw_email = params.get("email")
+        if not isinstance(raw_email, str) or not raw_email:
+            raise _ApiError(400, "validation_failed", "missing email or phone")
+        password = params.get("password")
+        with self._connect() as conn:
+            user = self._user_by_email(conn, raw_email.strip())
+            # Unknown user, no password and wrong password all answer the same, as GoTrue does.
+            if user is None or not user["_encrypted_password"]:
+                raise _ApiError(400, "invalid_credentials", "Invalid login credentials")
+            banned = user["_banned_until"]
+            if banned is not None and banned > self.clock():
+                raise _ApiError(400, "user_banned", "User is banned")
+            if not _password_matches(password, user["_encrypted_password"]):
+                raise _ApiError(400, "invalid_credentials", "Invalid login credentials")
+            if user["email_confirmed_at"] is None:
+                raise _ApiError(400, "email_not_confirmed", "Email not confirmed")
+            self._touch_sign_in(conn, user["id"])
+            user = self._user_by_id(conn, user["id"]) or user
+        return 200, self._session(_public(user))
+
+    def _touch_sign_in(self, conn: psycopg.Connection[dict[str, Any]], user_id: str) -> None:
+        with conn.transaction():
+            now = self.clock()
+            conn.execute("UPDATE auth.users SET last_sign_in_at = %s WHERE id = %s", (now, user_id))
+            conn.execute(
+                "UPDATE auth.identities SET last_sign_in_at = %s WHERE user_id = %s AND provider = 'email'",
+                (now, user_id),
+            )
+
+    def _claims(self, headers: Any) -> dict[str, Any]:
+        authorization = headers.get("Authorization") or ""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _ApiError(401, "no_authorization", "This endpoint requires a valid Bearer token")
+        claims = decode_jwt(token.strip(), self.jwt_secret, now=self.clock().timestamp())
+        if claims is None:
+            raise _ApiError(403, "bad_jwt", "invalid JWT: unable to parse or verify signature, token is invalid")
+        return claims
+
+    def _require_admin(self, headers: Any) -> None:
+        if self._claims(headers).get("role") not in _ADMIN_ROLES:
+            raise _ApiError(403, "not_admin", "User not allowed")
+
+    def _get_user(self, headers: Any) -> tuple[int, Any]:
+        claims = self._claims(headers)
+        subject = claims.get("sub")
+        user = None
+        if isinstance(subject, str) and _is_uuid(subject):
+            with self._connect() as conn:
+                user = self._user_by_id(conn, subject)
+        if user is None:
+            raise _ApiError(403, "user_not_found", "User from sub claim in JWT does not exist")
+        return 200, _public(user)
+
+    def _admin_create(self, headers: Any, params: Mapping[str, Any]) -> tuple[int, Any]:
+        self._require_admin(headers)
+        if not params.get("email") and not params.get("phone"):
+            raise _ApiError(400, "validation_failed", "Cannot create a user without either an email or phone")
+        if params.get("phone"):
+            raise _ApiError(400, "phone_provider_disabled", "Phone logins are disabled")
+        email = _validate_email(params.get("email"))
+        password = params.get("password")
+        password_hash = params.get("password_hash") or ""
+        with self._connect() as conn:
+            if self._user_by_email(conn, email) is not None:
+                raise _ApiError(422, "email_exists", "A user with this email address has already been registered")
+            if password is not None and password_hash:
+                raise _ApiError(400, "validation_failed", "Only a password or a password hash should be provided")
+            if password_hash:
+                if not isinstance(password_hash, str) or not _BCRYPT_HASH_RE.match(password_hash):
+                    # GoTrue also takes argon2 / firebase-scrypt; this stand-in checks only bcrypt.
+                    raise _ApiError(400, "validation_failed", "Unsupported password hash format")
+                encrypted = password_hash
+            else:
+                if password is None or password == "":
+                    password = secrets.token_urlsafe(48)  # GoTrue stores an unguessable 64-char password
+                encrypted = bcrypt.hashpw(
+                    self._check_password(password).encode(), bcrypt.gensalt(rounds=10, prefix=b"2a")
+                ).decode()
+            user_id = _admin_user_id(params.get("id"))
+            user_metadata = params.get("user_metadata") or {}
+            app_metadata = params.get("app_metadata") or {}
+            if not isinstance(user_metadata, dict) or not isinstance(app_metadata, dict):
+                raise _ApiError(400, "bad_json", "Could not parse request body as JSON: metadata must be objects")
+            if self._user_by_id(conn, user_id) is not None:
+                raise _ApiError(422, "user_already_exists", "User already registered")
+            user = self._insert_user(
+                conn,
+                user_id=user_id,
+                email=email,
+                encrypted_password=encrypted,
+                confirmed=bool(params.get("email_confirm")),
+                user_metadata=user_metadata,
+                app_metadata=app_metadata,
+                duplicate_code="email_exists",
+                duplicate_message="A user with this email address has already been registered",
+            )
+        return 200, _public(user)
+
+    def _admin_list(self, headers: Any, query: Mapping[str, list[str]]) -> tuple[int, Any]:
+        self._require_admin(headers)
+        page = _positive_int((query.get("page") or ["1"])[0], 1)
+        per_page = min(_positive_int((query.get("per_page") or ["50"])[0], 50), 1000)
+        filter_text = (query.get("filter") or [""])[0]
+        with self._connect() as conn:
+            if filter_text:
+                # GoTrue filters with LIKE '%filter%' on email (or full_name), unescaped.
+                rows = conn.execute(
+                    "SELECT id FROM auth.users WHERE aud = 'authenticated' AND (email ILIKE %s"
+                    " OR raw_user_meta_data->>'full_name' ILIKE %s) ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
+                    (f"%{filter_text}%", f"%{filter_text}%", per_page, (page - 1) * per_page),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT id FROM auth.users WHERE aud = 'authenticated' ORDER BY created_at DESC, id"
+                    " LIMIT %s OFFSET %s",
+                    (per_page, (page - 1) * per_page),
+                ).fetchall()
+            users = [_public(u) for row in rows if (u := self._user_by_id(conn, str(row["id"]))) is not None]
+        return 200, {"users": users, "aud": _AUD}
+
+    def _admin_user(self, headers: Any, method: str, user_id: str, body: bytes = b"") -> tuple[int, Any]:
+        self._require_admin(headers)
+        if not _is_uuid(user_id):
+            raise _ApiError(404, "user_not_found", "User not found")
+        with self._connect() as conn:
+            user = self._user_by_id(conn, user_id)
+            if user is None:
+                raise _ApiError(404, "user_not_found", "User not found")
+            if method == "DELETE":
+                conn.execute("DELETE FROM auth.users WHERE id = %s", (user_id,))
+                return 200, {}
+            if method == "PUT":
+                return 200, _public(self._admin_update(conn, user_id, _json_body(body)))
+        return 200, _public(user)
+
+    def _admin_update(
+        self, conn: psycopg.Connection[dict[str, Any]], user_id: str, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """PUT /admin/users/{id}: the subset Reconcile uses: email_confirm, and user_metadata (merged, as GoTrue
+        merges top-level keys)."""
+        user_metadata = params.get("user_metadata")
+        if user_metadata is not None and not isinstance(user_metadata, dict):
+            raise _ApiError(400, "bad_json", "Could not parse request body as JSON: metadata must be objects")
+        if params.get("email_confirm") is True:
+            conn.execute(
+                "UPDATE auth.users SET email_confirmed_at = COALESCE(email_confirmed_at, %s), updated_at = %s"
+                " WHERE id = %s",
+                (self.clock(), self.clock(), user_id),
+            )
+        if user_metadata:
+            conn.execute(
+                "UPDATE auth.users SET raw_user_meta_data = COALESCE(raw_user_meta_data, '{}'::jsonb) || %s::jsonb,"
+                " updated_at = %s WHERE id = %s",
+                (json.dumps(user_metadata), self.clock(), user_id),
+            )
+        user = self._user_by_id(conn, user_id)
+        assert user is not None  # the caller found it in this transaction
+        return user
+
+
+def _public(user: Mapping[str, Any]) -> dict[str, Any]:
+    """The user without the stand-in's private keys (the hash never leaves the server)."""
+    return {key: value for key, value in user.items() if not key.startswith("_")}
+
+
+def _password_matches(password: Any, encrypted: str) -> bool:
+    if not isinstance(password, str):
+        return False
+    candidate = password.encode()
+    if len(candidate) > _BCRYPT_MAX_BYTES:
+        return False
+    try:
+        return bcrypt.checkpw(candidate, encrypted.encode())
+    except ValueError:  # a stored value that is not a bcrypt hash never matches
+        return False
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _admin_user_id(value: Any) -> str:
+    if value is None or value == "":
+        return str(uuid.uuid4())
+    if not isinstance(value, str) or not _is_uuid(value):
+        raise _ApiError(400, "validation_failed", "ID must conform to the uuid v4 format")
+    if uuid.UUID(value).int == 0:
+        raise _ApiError(400, "validation_failed", "ID cannot be a nil uuid")
+    return str(uuid.UUID(value))
+
+
+def _positive_int(text: str, default: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _ApiError(400, "bad_json", "Could not parse request body as JSON") from exc
+    if not isinstance(parsed, dict):
+        raise _ApiError(400, "bad_json", "Could not parse request body as JSON")
+    return parsed
+
+
+def _handler_for(standin: GoTrueStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "gotrue-standin"
+        protocol_version = "HTTP/1.1"  # keep-alive, as GoTrue behind Kong: clients reuse connections
+        # Headers and body go out in two writes: with Nagle on, a kept-alive connection waits ~40 ms
+        # for the client's delayed ACK on every reply.
+        disable_nagle_algorithm = True
+
+        def setup(self) -> None:
+            super().setup()
+            with standin._lock:
+                standin.connections_accepted += 1
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # The default writes every request line to stderr; test output stays clean.
+            return
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def do_DELETE(self) -> None:
+            self._serve("DELETE")
+
+        def do_PUT(self) -> None:
+            self._serve("PUT")
+
+        def _serve(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            path = parts.path.rstrip("/") or "/"
+            # Kong's prefix in front of GoTrue: SUPABASE_URL/auth/v1/... reaches the same handlers.
+            if path.startswith("/auth/v1/"):
+                path = path[len("/auth/v1") :]
+            modern = self.headers.get(_API_VERSION_HEADER, "") >= _API_VERSION_2024
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > _MAX_BODY:
+                    raise _ApiError(413, "request_too_large", "Request body too large")
+                body = self.rfile.read(length) if length > 0 else b""
+                status, payload = standin.handle(method, path, parse_qs(parts.query), self.headers, body)
+            except _DropConnection:
+                standin.calls.append((method, path, 0))
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            except _ApiError as exc:
+                status = exc.status
+                if modern:
+                    payload = {"code": exc.error_code, "message": exc.message, **exc.extra}
+                else:
+                    payload = {"code": exc.status, "error_code": exc.error_code, "msg": exc.message, **exc.extra}
+            except _OAuthError as exc:
+                status, payload = 400, {"error": exc.error, "error_description": exc.description}
+            except (psycopg.OperationalError, ValueError):
+                status = 500
+                payload = {"code": 500, "error_code": "unexpected_failure", "msg": "Database error querying schema"}
+            standin.calls.append((method, path, status))
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status == HTTPStatus.TOO_MANY_REQUESTS:
+                self.send_header("Retry-After", "1")
+            if modern:
+                self.send_header(_API_VERSION_HEADER, _API_VERSION_2024)
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
