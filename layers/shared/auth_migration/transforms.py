@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from auth_migration.exceptions import InvalidRequest
 from auth_migration.models import SourceUser, TargetAccount, TargetUser
+from auth_migration.names import display_name
 from auth_migration.validation import is_banned
 
 Transform = Callable[[TargetUser, SourceUser], None]
@@ -54,7 +55,7 @@ def build_target(user: SourceUser, *, now: datetime) -> TargetUser:
     draft = TargetUser(
         id=user.id,
         email=email,
-        name=_name_from(user.user_metadata) or email.split("@", 1)[0],
+        name=display_name(email, user.user_metadata),
         email_verified=user.email_confirmed_at is not None,
         image=_image_from(user.user_metadata),
         created_at=created,
@@ -91,22 +92,6 @@ def build_target(user: SourceUser, *, now: datetime) -> TargetUser:
     if user.user_metadata is not None and not isinstance(user.user_metadata, dict):
         draft.flags.append("non_object_metadata")
     return draft
-
-
-def _name_from(meta: Any) -> str | None:
-    if not isinstance(meta, dict):
-        return None
-    for key in ("full_name", "name"):
-        if isinstance(meta.get(key), str) and meta[key].strip():
-            return str(meta[key])
-    parts = [meta.get(k) for k in ("first_name", "last_name")]
-    joined = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
-    if joined:
-        return joined
-    for key in ("user_name", "username", "preferred_username"):
-        if isinstance(meta.get(key), str) and meta[key].strip():
-            return str(meta[key])
-    return None
 
 
 def _image_from(meta: Any) -> str | None:

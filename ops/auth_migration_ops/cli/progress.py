@@ -22,6 +22,7 @@ class ProgressBar:
         self.stream = stream or sys.stderr
         self._terminal = self.stream.isatty() if force_terminal is None else force_terminal
         self._last_line_at = -10.0
+        self._finished_shown = False
         self._live: Any = None
         self._task: Any = None
 
@@ -36,7 +37,10 @@ class ProgressBar:
             return
         rate = p.processed / p.elapsed_s if p.elapsed_s > 0 else 0.0
         if not self._terminal:
-            if p.elapsed_s - self._last_line_at >= 2 or p.batches_done == p.batches_total:
+            finished = p.batches_done == p.batches_total
+            # The last line once: the pipeline reports the finished state again when it stops.
+            if not self._finished_shown and (finished or p.elapsed_s - self._last_line_at >= 2):
+                self._finished_shown = finished
                 self.stream.write(
                     f"{p.batches_done}/{p.batches_total} batches  {p.processed:,} users  {p.errors:,} errors  "
                     f"{rate:,.0f} users/s  {p.elapsed_s:.1f}s\n"

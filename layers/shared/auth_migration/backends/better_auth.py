@@ -32,6 +32,7 @@ from auth_migration.backends.transport import (
     json_object,
     retry_after_seconds,
 )
+from auth_migration.names import display_name
 
 if TYPE_CHECKING:
     from auth_migration.settings import Settings
@@ -125,17 +126,6 @@ def _result(response: httpx.Response) -> AuthResult:
         cookie, expires_at = _session_cookie(response)
         session = Session(access_token=token, expires_at=expires_at, token_type="session", cookie=cookie)  # noqa: S106 - a kind
     return AuthResult(system=BETTER_AUTH, user=_user(user_body), session=session)
-
-
-def display_name(email: str, metadata: Mapping[str, Any]) -> str:
-    """Better-Auth requires a name: the metadata's, else the email's local part (as the bulk migration does)."""
-    for key in ("full_name", "name"):
-        value = metadata.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    first, last = metadata.get("first_name"), metadata.get("last_name")
-    joined = " ".join(part.strip() for part in (first, last) if isinstance(part, str) and part.strip())
-    return joined or email.partition("@")[0] or email
 
 
 class BetterAuthBackend:

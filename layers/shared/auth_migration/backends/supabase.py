@@ -29,6 +29,7 @@ from auth_migration.backends.transport import (
     retry_after_seconds,
 )
 from auth_migration.exceptions import ConfigError
+from auth_migration.names import name_from_metadata
 
 if TYPE_CHECKING:
     from auth_migration.settings import Settings
@@ -102,16 +103,8 @@ def _user(body: Mapping[str, Any]) -> BackendUser:
         email=email if isinstance(email, str) else "",
         email_verified=bool(body.get("email_confirmed_at")),
         metadata=metadata if isinstance(metadata, dict) else {},
-        name=_name(metadata if isinstance(metadata, dict) else {}),
+        name=name_from_metadata(metadata),
     )
-
-
-def _name(metadata: Mapping[str, Any]) -> str | None:
-    for key in ("full_name", "name"):
-        value = metadata.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
 
 
 def _session(body: Mapping[str, Any]) -> Session | None:

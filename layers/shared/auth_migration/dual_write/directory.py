@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 
 from auth_migration.backends.base import BackendUser
-from auth_migration.backends.better_auth import display_name
 from auth_migration.models import TargetAccount, TargetUser
+from auth_migration.names import display_name
 from auth_migration.targets.better_auth import BetterAuthTarget, TargetCapabilities
 from auth_migration.transforms import CREDENTIAL_PROVIDER, account_id_for
 

@@ -22,7 +22,6 @@ import psycopg
 from psycopg.rows import dict_row
 
 from auth_migration.backends.base import BETTER_AUTH, SUPABASE, BackendUser, SystemName
-from auth_migration.backends.better_auth import display_name
 from auth_migration.backends.errors import BadRequest, UserExists
 from auth_migration.backends.supabase import SupabaseAuthBackend
 from auth_migration.clock import Clock, system_clock
@@ -39,6 +38,7 @@ from auth_migration.dual_write.passwords import is_bcrypt_hash
 from auth_migration.dual_write.records import Gap, GapReason, claim_user, mark_status, record_gap
 from auth_migration.dual_write.service import records_differ
 from auth_migration.exceptions import InvalidRequest
+from auth_migration.names import display_name
 
 __all__ = ["GapRow", "Reconciler", "RepairResult", "open_gap_ids"]
 

@@ -25,7 +25,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from auth_migration.backends.base import BETTER_AUTH, SUPABASE, AuthResult, BackendUser, SystemName
-from auth_migration.backends.better_auth import BetterAuthBackend, display_name
+from auth_migration.backends.better_auth import BetterAuthBackend
 from auth_migration.backends.errors import (
     BackendError,
     EmailNotConfirmed,
@@ -58,6 +58,7 @@ from auth_migration.dual_write.records import (
 )
 from auth_migration.dual_write.routing import Route, route_for
 from auth_migration.flags import Flags, MigrationMode
+from auth_migration.names import display_name
 
 __all__ = ["AuthOutcome", "AuthService", "BothUnavailable", "RepairQueue", "records_differ"]
 

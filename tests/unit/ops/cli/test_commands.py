@@ -83,7 +83,7 @@ def progress(done: int, elapsed: float) -> Progress:
 def test_progress_off_a_terminal_is_a_plain_line_every_two_seconds_and_at_the_end() -> None:
     out = io.StringIO()
     with ProgressBar(stream=out, force_terminal=False) as bar:
-        for done, elapsed in ((1, 0.5), (2, 1.0), (3, 2.6), (4, 3.0)):
+        for done, elapsed in ((1, 0.5), (2, 1.0), (3, 2.6), (4, 3.0), (4, 4.8)):
             bar.update(progress(done, elapsed))
     lines = out.getvalue().splitlines()
     assert lines == [
