@@ -184,14 +184,15 @@ def test_a_huge_invalid_value_is_shortened_in_the_warning() -> None:
 # --- ranges ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "clamped"), [("150", 100.0), ("-5", 0.0), ("100.0001", 100.0)])
-def test_percentage_out_of_range_is_clamped_with_a_warning(raw: str, clamped: float) -> None:
+@pytest.mark.parametrize("raw", ["150", "250", "-5", "100.0001"])
+def test_percentage_out_of_range_keeps_the_safe_default_with_a_warning(raw: str) -> None:
+    # Clamping 250 to 100 would put every user in the canary: a typo must narrow, never widen.
     flags, warnings = parse_flags(complete_raw(CANARY_PERCENTAGE=raw))
 
-    assert flags.canary_percentage == clamped
+    assert flags.canary_percentage == Flags.defaults().canary_percentage == 0.0
     assert len(warnings) == 1
     assert "CANARY_PERCENTAGE" in warnings[0]
-    assert "clamped" in warnings[0]
+    assert "outside 0..100" in warnings[0]
 
 
 @pytest.mark.parametrize(("raw", "value"), [("5", 5.0), ("5%", 5.0), (" 0.5 ", 0.5), ("100", 100.0)])

@@ -13,17 +13,20 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from auth_migration.exceptions import ConfigError
+from auth_migration.exceptions import ConfigError, InvalidRequest
 
 __all__ = [
     "FLAG_NAMES",
     "CanarySelection",
     "FlagSource",
+    "FlagState",
     "Flags",
     "MigrationMode",
     "ParameterProvider",
     "SsmFlagSource",
     "StaticFlagSource",
+    "canonical_value",
+    "describe_flags",
     "parse_bool",
     "parse_flags",
 ]
@@ -269,6 +272,49 @@ FLAG_NAMES: Final[tuple[str, ...]] = tuple(spec.name for spec in _SPECS)
 assert {spec.attr for spec in _SPECS} == {f.name for f in fields(Flags)}, "every Flags field has an SSM name"
 
 
+_SPEC_BY_NAME: Final[dict[str, _Spec]] = {spec.name: spec for spec in _SPECS}
+
+
+def canonical_value(name: str, value: str) -> tuple[str, str]:
+    """(NAME, value as it is stored) for an operator's change, checked strictly: the lenient parsing
+    of parse_flags is for reading; a change that would be read as a default is refused instead.
+
+    Raises:
+        InvalidRequest: an unknown flag, or a value the flag cannot take (the message says why).
+    """
+    spec = _SPEC_BY_NAME.get(name.strip().upper())
+    if spec is None:
+        raise InvalidRequest(f"unknown flag {name!r}; known: {', '.join(FLAG_NAMES)}")
+    try:
+        parsed = spec.parse(value)
+    except _Invalid as why:
+        raise InvalidRequest(f"{spec.name}={_show(value)} {why}") from None
+    if spec.name == "CANARY_PERCENTAGE" and isinstance(parsed, float) and not 0.0 <= parsed <= 100.0:
+        raise InvalidRequest(f"CANARY_PERCENTAGE={_show(value)} is outside 0..100")
+    if spec.name == "CANARY_PERCENTAGE" and isinstance(parsed, float):
+        return spec.name, f"{parsed:g}"
+    return spec.name, spec.render(parsed)
+
+
+@dataclass(frozen=True, slots=True)
+class FlagState:
+    """One flag as `flags show` reports it: what SSM holds, what a function uses, and why they differ."""
+
+    name: str
+    stored: str | None
+    in_force: str
+    problem: str | None
+
+
+def describe_flags(raw: Mapping[str, str]) -> list[FlagState]:
+    """Every flag in FLAG_NAMES order: the stored string, the value in force (its default when the
+    stored one is missing or bad), and the reason."""
+    flags, warnings = parse_flags(raw)
+    in_force = flags.as_parameters()
+    problems = {w.split("=", 1)[0].split(" ", 1)[0]: w for w in warnings}
+    return [FlagState(spec.name, raw.get(spec.name), in_force[spec.name], problems.get(spec.name)) for spec in _SPECS]
+
+
 def parse_flags(raw: Mapping[str, str]) -> tuple[Flags, list[str]]:
     """Build Flags from SSM names -> strings; never raises on content.
 
@@ -292,9 +338,10 @@ def parse_flags(raw: Mapping[str, str]) -> tuple[Flags, list[str]]:
 
     pct = values.get("canary_percentage")
     if isinstance(pct, float) and not 0.0 <= pct <= 100.0:
-        clamped = min(max(pct, 0.0), 100.0)
-        warnings.append(f"CANARY_PERCENTAGE={pct:g} is outside 0..100; clamped to {clamped:g}")
-        values["canary_percentage"] = clamped
+        # The default, not the nearest bound: clamping a typo such as 250 would put everyone in the canary.
+        shown = _SPEC_BY_NAME["CANARY_PERCENTAGE"].render(defaults.canary_percentage)
+        warnings.append(f"CANARY_PERCENTAGE={pct:g} is outside 0..100; using default {shown}")
+        del values["canary_percentage"]
 
     flags = Flags(**values)  # type: ignore[arg-type]
     warnings.extend(_inconsistencies(flags))

@@ -16,6 +16,7 @@ from auth_migration_ops.cli.db import db
 from auth_migration_ops.cli.demo import demo
 from auth_migration_ops.cli.local import invoke, local
 from auth_migration_ops.cli.migrate import migrate
+from auth_migration_ops.cli.rollout import canary, flags, phase, rollback
 from auth_migration_ops.cli.status import reconcile, status
 from auth_migration_ops.cli.tools import bench, openapi
 
@@ -42,7 +43,7 @@ def cli(ctx: click.Context, env_file: Path) -> None:
     ctx.obj = CliState(env_file=env_file)
 
 
-for command in (db, migrate, invoke, bench, demo, status, reconcile, openapi, local):
+for command in (db, migrate, flags, phase, canary, rollback, invoke, bench, demo, status, reconcile, openapi, local):
     cli.add_command(command)
 
 

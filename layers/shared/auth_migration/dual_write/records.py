@@ -135,12 +135,15 @@ class AuthEvent:
     success: bool
     error_kind: str | None
     latency_ms: int
+    #: The system that answered first (the health of Better-Auth-primary traffic is read from it).
+    primary_system: str | None = None
 
 
 def record_event(conn: psycopg.Connection, event: AuthEvent) -> None:
     conn.execute(
-        """INSERT INTO auth_events (operation, system, mode, canary, success, error_kind, latency_ms)
-           VALUES (%(operation)s, %(system)s, %(mode)s, %(canary)s, %(success)s, %(error_kind)s, %(latency_ms)s)""",
+        """INSERT INTO auth_events (operation, system, mode, canary, success, error_kind, latency_ms, primary_system)
+           VALUES (%(operation)s, %(system)s, %(mode)s, %(canary)s, %(success)s, %(error_kind)s, %(latency_ms)s,
+                   %(primary_system)s)""",
         asdict(event),
     )
 

@@ -529,6 +529,7 @@ class AuthService:
             success=success,
             error_kind=error_kind,
             latency_ms=int((time.monotonic() - started) * 1000),
+            primary_system=route.primary,
         )
         try:
             self._in_state(lambda conn: record_event(conn, event))

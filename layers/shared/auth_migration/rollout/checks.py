@@ -1,0 +1,94 @@
+"""What must hold before a phase: refused steps come with the reason and the figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import psycopg
+
+from auth_migration.flags import Flags
+
+__all__ = ["USER_ERROR_KINDS", "Blocker", "phase_blockers", "primary_health"]
+
+#: Outcomes that are the user's doing (a wrong password, a taken email): never a sign the system is
+#: unhealthy. A credential-stuffing burst must not count against Better-Auth.
+USER_ERROR_KINDS: Final = frozenset(
+    {"invalid_credentials", "user_exists", "email_not_confirmed", "weak_password", "bad_request", "user_not_found"}
+)
+HEALTH_WINDOW: Final = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    reason: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """System failures of the requests one system answered first, over a window."""
+
+    requests: int
+    system_failures: int
+
+    @property
+    def error_rate(self) -> float:
+        return self.system_failures / self.requests if self.requests else 0.0
+
+
+def primary_health(
+    conn: psycopg.Connection, system: str, *, now: datetime, window: timedelta = HEALTH_WINDOW
+) -> Health:
+    row = conn.execute(
+        """SELECT count(*), count(*) FILTER (WHERE NOT success AND coalesce(error_kind, '') <> ALL(%s))
+           FROM auth_events WHERE primary_system = %s AND occurred_at > %s AND occurred_at <= %s""",
+        (sorted(USER_ERROR_KINDS), system, now - window, now),
+    ).fetchone()
+    assert row is not None  # aggregates return a row
+    return Health(int(row[0]), int(row[1]))
+
+
+def phase_blockers(conn: psycopg.Connection, phase: int, flags: Flags, *, now: datetime) -> list[Blocker]:
+    """Why moving to `phase` now would be unsafe; empty when nothing stands in the way.
+
+    Phase 3 and 4 put everyone on Better-Auth first: its primary traffic so far must be healthy.
+    Phase 4 stops writing Supabase: every user must be in Better-Auth (a finished bulk migration, no
+    open dual-write gap) or they are stranded.
+    """
+    blockers: list[Blocker] = []
+    if phase == 4:
+        latest = conn.execute(
+            """SELECT id, status, batches_done, batches_total FROM migration_states
+               WHERE NOT dry_run AND status <> 'rolled_back' ORDER BY created_at DESC LIMIT 1"""
+        ).fetchone()
+        if latest is None:
+            blockers.append(Blocker("no bulk migration has run: Supabase's users are not in Better-Auth yet"))
+        elif latest[1] not in ("completed", "completed_with_errors"):
+            blockers.append(
+                Blocker(
+                    f"bulk migration {latest[0]} is {latest[1]}",
+                    {"migration_id": latest[0], "batches_done": latest[2], "batches_total": latest[3]},
+                )
+            )
+        gaps_row = conn.execute("SELECT count(*) FROM dual_write_gaps WHERE status = 'open'").fetchone()
+        gaps = int(gaps_row[0]) if gaps_row else 0
+        if gaps:
+            blockers.append(
+                Blocker(
+                    f"{gaps} dual-write gap(s) open: users one system lacks (`auth-migrate reconcile sweep`)",
+                    {"open_gaps": gaps},
+                )
+            )
+    if phase in (3, 4):
+        health = primary_health(conn, "better_auth", now=now)
+        if health.requests >= flags.rollback_min_sample and health.error_rate > flags.rollback_max_error_rate:
+            blockers.append(
+                Blocker(
+                    f"Better-Auth-primary traffic is unhealthy: {health.error_rate:.1%} system failures over the "
+                    f"last {int(HEALTH_WINDOW.total_seconds() // 60)} min (limit {flags.rollback_max_error_rate:.1%})",
+                    {"requests": health.requests, "system_failures": health.system_failures},
+                )
+            )
+    return blockers
