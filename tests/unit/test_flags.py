@@ -39,6 +39,7 @@ def complete_raw(**overrides: str) -> dict[str, str]:
         "ROLLBACK_MAX_ERROR_RATE": "0.1",
         "ROLLBACK_MIN_SUCCESS_RATE": "0.8",
         "ROLLBACK_MIN_SAMPLE": "250",
+        "ROLLBACK_WINDOW_MINUTES": "10",
         "DRY_RUN": "yes",
     }
     raw.update(overrides)
@@ -92,6 +93,7 @@ def test_complete_valid_mapping_parses_without_warnings() -> None:
         rollback_max_error_rate=0.1,
         rollback_min_success_rate=0.8,
         rollback_min_sample=250,
+        rollback_window_minutes=10,
         dry_run=True,
     )
 

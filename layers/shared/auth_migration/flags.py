@@ -69,6 +69,8 @@ class Flags:
     rollback_max_error_rate: float = 0.05
     rollback_min_success_rate: float = 0.90
     rollback_min_sample: int = 100
+    #: The window AutoRollback judges, in minutes.
+    rollback_window_minutes: int = 5
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -86,6 +88,7 @@ class Flags:
                 ("rollback_max_error_rate", _is_rate(self.rollback_max_error_rate)),
                 ("rollback_min_success_rate", _is_rate(self.rollback_min_success_rate)),
                 ("rollback_min_sample", self.rollback_min_sample >= 1),
+                ("rollback_window_minutes", 1 <= self.rollback_window_minutes <= 60),
                 ("canary_whitelist", isinstance(self.canary_whitelist, frozenset)),
                 ("canary_email_domains", isinstance(self.canary_email_domains, frozenset)),
             )
@@ -194,6 +197,13 @@ def _to_min_sample(value: str) -> int:
     return sample
 
 
+def _to_window(value: str) -> int:
+    minutes = _to_int(value)
+    if not 1 <= minutes <= 60:
+        raise _Invalid("is outside 1..60 minutes")
+    return minutes
+
+
 def _to_mode(value: str) -> MigrationMode:
     try:
         return MigrationMode(value.strip().lower())
@@ -266,6 +276,7 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("ROLLBACK_MAX_ERROR_RATE", "rollback_max_error_rate", _to_rate, _render_rate),
     _Spec("ROLLBACK_MIN_SUCCESS_RATE", "rollback_min_success_rate", _to_rate, _render_rate),
     _Spec("ROLLBACK_MIN_SAMPLE", "rollback_min_sample", _to_min_sample),
+    _Spec("ROLLBACK_WINDOW_MINUTES", "rollback_window_minutes", _to_window),
     _Spec("DRY_RUN", "dry_run", _to_bool, _render_bool),
 )
 FLAG_NAMES: Final[tuple[str, ...]] = tuple(spec.name for spec in _SPECS)

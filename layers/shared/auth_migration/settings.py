@@ -51,6 +51,7 @@ ENV_NAMES: Final[Mapping[str, str]] = {
     "reconcile_queue_url": "RECONCILE_QUEUE_URL",
     "max_receive_count": "MAX_RECEIVE_COUNT",
     "dry_run": "DRY_RUN",
+    "auth_events_retention_days": "AUTH_EVENTS_RETENTION_DAYS",
 }
 # The secret-ish names that may live in SSM as SecureString `{PARAMETER_PREFIX}{NAME}`.
 SSM_SECRET_NAMES: Final[tuple[str, ...]] = (
@@ -128,6 +129,8 @@ class Settings(BaseModel):
     reconcile_queue_url: str | None = None
     max_receive_count: int = Field(default=5, ge=1, le=1000)  # SQS's own bounds for maxReceiveCount
     dry_run: bool = False
+    #: AutoRollback deletes auth_events older than this, a bounded chunk per run.
+    auth_events_retention_days: int = Field(default=30, ge=1, le=3650)
 
     @model_validator(mode="before")
     @classmethod

@@ -28,26 +28,50 @@ class Blocker:
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """System failures of the requests one system answered first, over a window."""
+    """The requests one system answered first over a window, told apart by whose failure it was."""
 
     requests: int
+    user_errors: int
     system_failures: int
 
     @property
+    def judged(self) -> int:
+        """Requests that say something about the system: a user's own error says nothing."""
+        return self.requests - self.user_errors
+
+    @property
     def error_rate(self) -> float:
-        return self.system_failures / self.requests if self.requests else 0.0
+        return self.system_failures / self.judged if self.judged else 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return 1.0 - self.error_rate if self.judged else 1.0
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "user_errors": self.user_errors,
+            "system_failures": self.system_failures,
+            "error_rate": round(self.error_rate, 4),
+        }
 
 
 def primary_health(
     conn: psycopg.Connection, system: str, *, now: datetime, window: timedelta = HEALTH_WINDOW
 ) -> Health:
+    """One index range over auth_events (occurred_at), grouped in the server. A request the other
+    system answered after this one failed (a fallback) is this system's failure, even though the user
+    got in."""
     row = conn.execute(
-        """SELECT count(*), count(*) FILTER (WHERE NOT success AND coalesce(error_kind, '') <> ALL(%s))
+        """SELECT count(*),
+                  count(*) FILTER (WHERE NOT success AND error_kind = ANY(%s)),
+                  count(*) FILTER (WHERE (NOT success AND coalesce(error_kind, '') <> ALL(%s))
+                                      OR (success AND system <> primary_system))
            FROM auth_events WHERE primary_system = %s AND occurred_at > %s AND occurred_at <= %s""",
-        (sorted(USER_ERROR_KINDS), system, now - window, now),
+        (sorted(USER_ERROR_KINDS), sorted(USER_ERROR_KINDS), system, now - window, now),
     ).fetchone()
     assert row is not None  # aggregates return a row
-    return Health(int(row[0]), int(row[1]))
+    return Health(int(row[0]), int(row[1]), int(row[2]))
 
 
 def phase_blockers(conn: psycopg.Connection, phase: int, flags: Flags, *, now: datetime) -> list[Blocker]:
@@ -83,12 +107,12 @@ def phase_blockers(conn: psycopg.Connection, phase: int, flags: Flags, *, now: d
             )
     if phase in (3, 4):
         health = primary_health(conn, "better_auth", now=now)
-        if health.requests >= flags.rollback_min_sample and health.error_rate > flags.rollback_max_error_rate:
+        if health.judged >= flags.rollback_min_sample and health.error_rate > flags.rollback_max_error_rate:
             blockers.append(
                 Blocker(
                     f"Better-Auth-primary traffic is unhealthy: {health.error_rate:.1%} system failures over the "
                     f"last {int(HEALTH_WINDOW.total_seconds() // 60)} min (limit {flags.rollback_max_error_rate:.1%})",
-                    {"requests": health.requests, "system_failures": health.system_failures},
+                    health.figures(),
                 )
             )
     return blockers

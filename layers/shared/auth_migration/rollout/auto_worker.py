@@ -1,0 +1,53 @@
+"""The AutoRollback function's work: one checker run per scheduled event, its decision as the reply,
+logs and metrics; a state database that cannot be reached is reported, not raised (the next tick
+tries again, and a failed run rolls nothing back by itself)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from aws_lambda_powertools.metrics import MetricUnit
+
+from auth_migration.connections import Connections
+from auth_migration.exceptions import AuthMigrationError
+from auth_migration.flags import parse_flags
+from auth_migration.observability import logger, metrics
+from auth_migration.rollout.auto import Decision, run_auto_rollback
+from auth_migration.rollout.store import FlagStore
+from auth_migration.settings import Settings
+
+__all__ = ["handle_schedule"]
+
+
+def handle_schedule(settings: Settings, store: FlagStore, conns: Connections) -> dict[str, Any]:
+    try:
+        window = timedelta(minutes=parse_flags(store.read())[0].rollback_window_minutes)
+        decision = conns.transact(
+            "state",
+            lambda conn: run_auto_rollback(
+                conn, store, window=window, retention=timedelta(days=settings.auth_events_retention_days)
+            ),
+        )
+    except (AuthMigrationError, psycopg.Error) as exc:
+        logger.error("auto-rollback run failed", extra={"error": type(exc).__name__, "detail": str(exc)})
+        metrics.add_metric(name="AutoRollbackRunFailed", unit=MetricUnit.Count, value=1)
+        return {"action": "failed", "reason": str(exc)}
+    _report(decision)
+    return asdict(decision)
+
+
+def _report(decision: Decision) -> None:
+    extra = {"action": decision.action, "reason": decision.reason, "figures": decision.figures}
+    if decision.action == "rollback":
+        logger.warning("auto-rollback stepped back", extra=extra)
+        metrics.add_metric(name="AutoRollbackTripped", unit=MetricUnit.Count, value=1)
+    elif decision.alert:
+        logger.error("auto-rollback holds on a shared outage", extra=extra)
+        metrics.add_metric(name="AutoRollbackSharedOutage", unit=MetricUnit.Count, value=1)
+    else:
+        logger.info("auto-rollback run", extra=extra)
+        if decision.action == "hold":
+            metrics.add_metric(name="AutoRollbackHeld", unit=MetricUnit.Count, value=1)
