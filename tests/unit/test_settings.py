@@ -363,3 +363,17 @@ def test_invalid_secret_from_ssm_is_reported_without_its_value() -> None:
 
     assert "OLD_DATABASE_URL" in str(caught.value)
     assert PASSWORD not in str(caught.value)
+
+
+def test_flags_are_reread_every_ten_seconds_unless_configured() -> None:
+    # An emergency rollback is obeyed at most max-age late; Powertools' own 300 s default would be minutes.
+    from auth_migration.flags import SsmFlagSource
+    from auth_migration.runtime import flag_source
+
+    prefix = {"PARAMETER_PREFIX": "/auth-migration/dev/"}
+    default = flag_source(load_settings(prefix, ssm_provider=InMemoryParameterStore()))
+    tuned = flag_source(load_settings({**prefix, "FLAGS_MAX_AGE_S": "3"}, ssm_provider=InMemoryParameterStore()))
+    assert isinstance(default, SsmFlagSource)
+    assert default.max_age_s == 10
+    assert isinstance(tuned, SsmFlagSource)
+    assert tuned.max_age_s == 3

@@ -422,7 +422,7 @@ class SsmFlagSource:
         self,
         prefix: str,
         *,
-        max_age_s: int = 30,
+        max_age_s: int = 10,
         provider: ParameterProvider | None = None,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
@@ -441,6 +441,10 @@ class SsmFlagSource:
     @property
     def path(self) -> str:
         return self._path
+
+    @property
+    def max_age_s(self) -> int:
+        return self._max_age_s
 
     def _get_provider(self) -> ParameterProvider:
         if self._provider is None:

@@ -33,7 +33,8 @@ def engine_context(settings: Settings, *, queue: BatchQueue | None = None) -> En
 
 
 def flag_source(settings: Settings) -> FlagSource:
-    """SSM flags under PARAMETER_PREFIX (cached 30 s), or the safe defaults where no prefix is set."""
+    """SSM flags under PARAMETER_PREFIX (cached FLAGS_MAX_AGE_S, default 10 s), or the safe defaults
+    where no prefix is set."""
     if settings.parameter_prefix:
-        return SsmFlagSource(settings.parameter_prefix, on_warning=logger.warning)
+        return SsmFlagSource(settings.parameter_prefix, max_age_s=settings.flags_max_age_s, on_warning=logger.warning)
     return StaticFlagSource()

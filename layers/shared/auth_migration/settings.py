@@ -52,6 +52,7 @@ ENV_NAMES: Final[Mapping[str, str]] = {
     "max_receive_count": "MAX_RECEIVE_COUNT",
     "dry_run": "DRY_RUN",
     "auth_events_retention_days": "AUTH_EVENTS_RETENTION_DAYS",
+    "flags_max_age_s": "FLAGS_MAX_AGE_S",
 }
 # The secret-ish names that may live in SSM as SecureString `{PARAMETER_PREFIX}{NAME}`.
 SSM_SECRET_NAMES: Final[tuple[str, ...]] = (
@@ -131,6 +132,9 @@ class Settings(BaseModel):
     dry_run: bool = False
     #: AutoRollback deletes auth_events older than this, a bounded chunk per run.
     auth_events_retention_days: int = Field(default=30, ge=1, le=3650)
+    #: How long a container reuses its flag read: the bound on how late an emergency rollback is
+    #: obeyed. Powertools v3's own default is 300 s, five minutes of traffic on a rolled-back system.
+    flags_max_age_s: int = Field(default=10, ge=0, le=300)
 
     @model_validator(mode="before")
     @classmethod
