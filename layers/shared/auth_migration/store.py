@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib import resources
 
@@ -107,6 +108,12 @@ def upgrade(conn: psycopg.Connection) -> list[str]:
     return applied_now
 
 
+@functools.cache
+def _latest_schema_version() -> int:
+    # The files ship with the code: reading them once per process is enough.
+    return schema_migrations()[-1].version
+
+
 def require_schema(conn: psycopg.Connection) -> None:
     """Fail with a clear message when `db upgrade` has not been run on this database."""
     row = conn.execute(
@@ -117,7 +124,7 @@ def require_schema(conn: psycopg.Connection) -> None:
     row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
     assert row is not None  # an aggregate always returns a row
     # A state database older than this code lacks columns it writes: say so instead of a SQL error.
-    latest = schema_migrations()[-1].version
+    latest = _latest_schema_version()
     if int(row[0]) < latest:
         raise ConfigError(
             f"migration state schema is at version {row[0]}, this code needs {latest}: run `auth-migrate db upgrade`"

@@ -67,6 +67,20 @@ def error(message: str) -> None:
     print(f"auth-migrate: error: {message}", file=sys.stderr)
 
 
+def refused_confirmation(question: str, *, yes: bool, what: str) -> int | None:
+    """None when the operator confirmed (or passed --yes); else the exit code, the reason printed:
+    2 when there is no terminal to ask on (a script must say --yes), 1 when they said no."""
+    if yes:
+        return None
+    if not sys.stdin.isatty():
+        error(f"{what} and the input is not a terminal to confirm on; pass --yes")
+        return EXIT_USAGE
+    if not click.confirm(question, err=True):
+        error("not confirmed; nothing changed")
+        return EXIT_ERROR
+    return None
+
+
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 

@@ -11,15 +11,13 @@ import click
 from auth_migration.settings import Settings
 from auth_migration_ops.cli.common import (
     BATCH_SIZE,
-    EXIT_ERROR,
-    EXIT_USAGE,
     JSON_HELP,
     POSITIVE,
     CliState,
     database_urls,
-    error,
     pass_state,
     print_reply,
+    refused_confirmation,
 )
 
 _LOCAL_HELP = "run the SQS pipeline here (moto + the template's functions in-process) and wait for the report"
@@ -90,17 +88,12 @@ def resume(state: CliState, migration_id: str, local: bool, concurrency: int, as
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_state
 def rollback(state: CliState, migration_id: str, yes: bool, as_json: bool) -> int:
-    if not yes:
-        if not sys.stdin.isatty():
-            error("rollback deletes users and the input is not a terminal to confirm on; pass --yes")
-            return EXIT_USAGE
-        question = (
-            f"Delete every Better-Auth user migration {migration_id} created (adopted users and other paths' "
-            "users stay)?"
-        )
-        if not click.confirm(question, err=True):
-            error("rollback not confirmed; nothing deleted")
-            return EXIT_ERROR
+    question = (
+        f"Delete every Better-Auth user migration {migration_id} created (adopted users and other paths' users stay)?"
+    )
+    refused = refused_confirmation(question, yes=yes, what="rollback deletes users")
+    if refused is not None:
+        return refused
     return _control(state.settings(), {"action": "rollback", "migration_id": migration_id}, as_json=as_json)
 
 

@@ -26,7 +26,15 @@ from auth_migration.rollout.changes import FlagChange, emergency_rollback, plan_
 from auth_migration.rollout.phases import PHASE_NAMES, PHASES, phase_of
 from auth_migration.rollout.store import SsmFlagStore
 from auth_migration.settings import Settings
-from auth_migration_ops.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, JSON_HELP, CliState, error, pass_state
+from auth_migration_ops.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    JSON_HELP,
+    CliState,
+    error,
+    pass_state,
+    refused_confirmation,
+)
 
 _AWS_HELP = "use the AWS account the environment points at (default: the local moto at AWS_ENDPOINT_URL)"
 _REASON_HELP = "why (kept in the audit)"
@@ -140,27 +148,9 @@ def _report(applied: Applied) -> int:
     return EXIT_OK
 
 
-def _confirm(question: str, yes: bool) -> bool:
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        error("this changes production traffic and the input is not a terminal to confirm on; pass --yes")
-        return False
-    return click.confirm(question, err=True)
-
-
-def _change(state: CliState, aws: bool, desired: Mapping[str, str], reason: str, *, yes: bool = True) -> int:
+def _change(state: CliState, aws: bool, desired: Mapping[str, str], reason: str) -> int:
     rollout = _rollout(state, aws)
-    changes = plan_changes(rollout.store.read(), desired)
-    if not changes:
-        print("nothing to change: the flags already hold these values")
-        return EXIT_OK
-    if not yes:
-        print("will change, in this order:")
-        _show_changes(changes)
-        if not _confirm("Apply?", yes):
-            return EXIT_USAGE if not sys.stdin.isatty() else EXIT_ERROR
-    return _report(rollout.apply(changes, reason))
+    return _report_plan(rollout, rollout.store.read(), desired, reason)
 
 
 def _aws_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -267,7 +257,8 @@ def undo(state: CliState, change_id: int, reason: str, force: bool, aws: bool) -
     rollout = _rollout(state, aws)
     with rollout.db() as conn:
         row = change_by_id(conn, change_id)
-    current = rollout.store.read().get(row["flag"])
+    stored = rollout.store.read()
+    current = stored.get(row["flag"])
     if current != row["new_value"] and not force:
         raise InvalidRequest(
             f"{row['flag']} is {current} now, not {row['new_value']} as change {change_id} left it; "
@@ -275,7 +266,7 @@ def undo(state: CliState, change_id: int, reason: str, force: bool, aws: bool) -
         )
     if row["old_value"] is None:
         raise InvalidRequest(f"change {change_id} created {row['flag']}: there is no earlier value to go back to")
-    changes = plan_changes(rollout.store.read(), {row["flag"]: row["old_value"]})
+    changes = plan_changes(stored, {row["flag"]: row["old_value"]})
     if not changes:
         print("nothing to change: the flag already holds that value")
         return EXIT_OK
@@ -320,8 +311,9 @@ def phase(state: CliState, number: int, reason: str, yes: bool, force: bool, aws
         return EXIT_ERROR
     print("will change, in this order:")
     _show_changes(changes)
-    if not _confirm(f"Move to phase {number}?", yes):
-        return EXIT_USAGE if not sys.stdin.isatty() else EXIT_ERROR
+    refused = refused_confirmation(f"Move to phase {number}?", yes=yes, what="this changes production traffic")
+    if refused is not None:
+        return refused
     return _report(rollout.apply(changes, reason, forced=bool(blockers)))
 
 

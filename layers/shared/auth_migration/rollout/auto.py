@@ -105,7 +105,6 @@ def run_auto_rollback(
     conn: psycopg.Connection,
     store: FlagStore,
     *,
-    window: timedelta = timedelta(minutes=5),
     retention: timedelta = timedelta(days=30),
     clock: Clock = system_clock,
 ) -> Decision:
@@ -117,6 +116,7 @@ def run_auto_rollback(
         now = clock()
         raw = store.read()
         flags, _warnings = parse_flags(raw)
+        window = timedelta(minutes=flags.rollback_window_minutes)
         better_auth = primary_health(conn, "better_auth", now=now, window=window)
         supabase = primary_health(conn, "supabase", now=now, window=window)
         decision = decide(flags, better_auth, supabase, window=window)

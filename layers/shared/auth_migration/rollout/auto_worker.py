@@ -13,7 +13,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from auth_migration.connections import Connections
 from auth_migration.exceptions import AuthMigrationError
-from auth_migration.flags import parse_flags
 from auth_migration.observability import logger, metrics
 from auth_migration.rollout.auto import Decision, run_auto_rollback
 from auth_migration.rollout.store import FlagStore
@@ -24,13 +23,8 @@ __all__ = ["handle_schedule"]
 
 def handle_schedule(settings: Settings, store: FlagStore, conns: Connections) -> dict[str, Any]:
     try:
-        window = timedelta(minutes=parse_flags(store.read())[0].rollback_window_minutes)
-        decision = conns.transact(
-            "state",
-            lambda conn: run_auto_rollback(
-                conn, store, window=window, retention=timedelta(days=settings.auth_events_retention_days)
-            ),
-        )
+        retention = timedelta(days=settings.auth_events_retention_days)
+        decision = conns.transact("state", lambda conn: run_auto_rollback(conn, store, retention=retention))
     except (AuthMigrationError, psycopg.Error) as exc:
         logger.error("auto-rollback run failed", extra={"error": type(exc).__name__, "detail": str(exc)})
         metrics.add_metric(name="AutoRollbackRunFailed", unit=MetricUnit.Count, value=1)
