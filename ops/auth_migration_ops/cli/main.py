@@ -11,12 +11,13 @@ from pathlib import Path
 import click
 
 from auth_migration.exceptions import AuthMigrationError
+from auth_migration_ops.cli.canary import canary
 from auth_migration_ops.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliState, error
 from auth_migration_ops.cli.db import db
 from auth_migration_ops.cli.demo import demo
 from auth_migration_ops.cli.local import invoke, local
 from auth_migration_ops.cli.migrate import migrate
-from auth_migration_ops.cli.rollout import canary, flags, phase, rollback
+from auth_migration_ops.cli.rollout import flags, phase, rollback
 from auth_migration_ops.cli.status import reconcile, status
 from auth_migration_ops.cli.tools import bench, openapi
 

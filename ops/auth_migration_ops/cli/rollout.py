@@ -1,5 +1,6 @@
-"""`auth-migrate flags | phase | canary | rollback --emergency`: the rollout, steered through the SSM
-flags every Signup/Login container reads, each change audited in flag_changes.
+"""`auth-migrate flags | phase | rollback --emergency`: the rollout, steered through the SSM flags every
+Signup/Login container reads, each change audited in flag_changes (`canary` is in cli/canary.py and uses
+the helpers here).
 
 Locally the flags live in a moto server (`auth-migrate local api` starts one and prints its endpoint:
 set AWS_ENDPOINT_URL to it); `--aws` uses the AWS account the environment points at."""
@@ -19,11 +20,12 @@ import click
 
 from auth_migration.clock import system_clock
 from auth_migration.exceptions import AuthMigrationError, DatabaseUnavailable, InvalidRequest
-from auth_migration.flags import describe_flags, parse_flags
+from auth_migration.flags import Flags, describe_flags, parse_flags
 from auth_migration.rollout.apply import Applied, apply_changes
 from auth_migration.rollout.audit import AuditEntry
 from auth_migration.rollout.changes import FlagChange, emergency_rollback, plan_changes
-from auth_migration.rollout.phases import PHASE_NAMES, PHASES, phase_of
+from auth_migration.rollout.phases import PHASE_NAMES, phase_of
+from auth_migration.rollout.proposal import propose_phase
 from auth_migration.rollout.store import SsmFlagStore
 from auth_migration.settings import Settings
 from auth_migration_ops.cli.common import (
@@ -50,7 +52,7 @@ class Rollout:
         self.settings = settings
         self.aws = aws
         client = boto3.client("ssm", region_name=region)
-        self.store = SsmFlagStore(settings.parameter_prefix or f"/auth-migration/{settings.stage}/", client)
+        self.store = SsmFlagStore(settings.flag_prefix, client)
         self._region = region
 
     def actor(self) -> str:
@@ -273,7 +275,7 @@ def undo(state: CliState, change_id: int, reason: str, force: bool, aws: bool) -
     return _report(rollout.apply(changes, f"undo of change {change_id}: {reason}", forced=force))
 
 
-# --- phase, canary, emergency rollback --------------------------------------------------------------
+# --- phase, emergency rollback ---------------------------------------------------------------------
 
 
 @click.command(short_help="move to rollout phase 1-4 (checked, confirmed, audited)")
@@ -287,22 +289,26 @@ def phase(state: CliState, number: int, reason: str, yes: bool, force: bool, aws
     """Phase 1 Supabase only; 2 dual-write with validation; 3 dual-write with Better-Auth primary;
     4 Better-Auth only. Phases 3 and 4 are refused while Better-Auth-primary traffic is unhealthy,
     phase 4 also while the bulk migration is unfinished or dual-write gaps are open."""
-    from auth_migration.rollout.checks import phase_blockers
+    from auth_migration.rollout.checks import Blocker, phase_blockers
+
+    def checks(number: int, in_force: Flags) -> list[Blocker]:
+        try:
+            with rollout.db() as conn:
+                return phase_blockers(conn, number, in_force, now=system_clock())
+        except DatabaseUnavailable as exc:
+            if not force:
+                raise InvalidRequest(
+                    f"cannot check that phase {number} is safe ({exc}); pass --force to go ahead"
+                ) from exc
+            return []
 
     rollout = _rollout(state, aws)
-    current = rollout.store.read()
-    changes = plan_changes(current, PHASES[number])
+    proposal = propose_phase(rollout.store.read(), number, blockers=checks)
+    changes, blockers = proposal.changes, proposal.blockers
     print(f"phase {number}: {PHASE_NAMES[number]}")
     if not changes:
         print("nothing to change: the flags already hold this phase")
         return EXIT_OK
-    try:
-        with rollout.db() as conn:
-            blockers = phase_blockers(conn, number, parse_flags(current)[0], now=system_clock())
-    except DatabaseUnavailable as exc:
-        if not force:
-            raise InvalidRequest(f"cannot check that phase {number} is safe ({exc}); pass --force to go ahead") from exc
-        blockers = []
     for blocker in blockers:
         figures = ", ".join(f"{k}={v}" for k, v in blocker.figures.items())
         print(f"  refused: {blocker.reason}" + (f" ({figures})" if figures else ""), file=sys.stderr)
@@ -315,51 +321,6 @@ def phase(state: CliState, number: int, reason: str, yes: bool, force: bool, aws
     if refused is not None:
         return refused
     return _report(rollout.apply(changes, reason, forced=bool(blockers)))
-
-
-@click.group(short_help="the canary: percentage, allow-list, off", help="Who gets Better-Auth first.")
-def canary() -> None:
-    pass
-
-
-@canary.command(name="set", short_help="send PCT % of users (stable by email) to Better-Auth first")
-@click.argument("percentage")
-@click.option("--reason", required=True, help=_REASON_HELP)
-@_aws_option
-@pass_state
-def canary_set(state: CliState, percentage: str, reason: str, aws: bool) -> int:
-    """Raising the percentage only adds users; lowering it only removes some."""
-    desired = {"CANARY_ENABLED": "true", "CANARY_PERCENTAGE": percentage, "CANARY_USER_SELECTION": "user_id_hash"}
-    return _change(state, aws, desired, reason)
-
-
-@canary.command(short_help="put emails or @domains in the canary")
-@click.argument("entries", nargs=-1, required=True)
-@click.option("--reason", required=True, help=_REASON_HELP)
-@_aws_option
-@pass_state
-def allow(state: CliState, entries: tuple[str, ...], reason: str, aws: bool) -> int:
-    """ENTRIES: emails (the allow-list) or @domains (every address there), one kind at a time; added to
-    what is allowed already."""
-    domains = [e for e in entries if e.startswith("@")]
-    emails = [e for e in entries if not e.startswith("@")]
-    if domains and emails:
-        raise InvalidRequest("give emails or @domains, not both: the canary selects by one method at a time")
-    rollout = _rollout(state, aws)
-    current = rollout.store.read()
-    key, selection = ("CANARY_EMAIL_DOMAINS", "email_domain") if domains else ("CANARY_WHITELIST", "whitelist")
-    kept = [i for i in (current.get(key) or "").split(",") if i.strip() and i.strip() != "-"]
-    merged = ",".join([*kept, *(e.removeprefix("@") for e in (domains or emails))])
-    desired = {"CANARY_ENABLED": "true", "CANARY_USER_SELECTION": selection, key: merged}
-    return _report_plan(rollout, current, desired, reason)
-
-
-@canary.command(short_help="nobody in the canary")
-@click.option("--reason", required=True, help=_REASON_HELP)
-@_aws_option
-@pass_state
-def off(state: CliState, reason: str, aws: bool) -> int:
-    return _change(state, aws, {"CANARY_ENABLED": "false"}, reason)
 
 
 @click.command(short_help="emergency: canary off, Better-Auth not primary, Supabase only")

@@ -8,11 +8,14 @@
 - A trip steps back once (phase 3 -> phase 2 with the canary off; a canary -> canary off), audited
   with the figures, and never widens again by itself. A run with nothing to watch writes nothing.
 - Runs that overlap (a slow one and the next tick) take one advisory lock; the loser does nothing.
+- A progressive canary plan (rollout/plan.py) is walked here, one step per run at most: a healthy,
+  baked step with the minimum sample advances (CANARY_PERCENTAGE, audited); a breach rolls back as
+  above, sets CANARY_PERCENTAGE to 0 and stops the plan; 100 % baked is "ready for phase 3".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Final, Literal
 
@@ -24,6 +27,7 @@ from auth_migration.rollout.apply import apply_changes
 from auth_migration.rollout.audit import record
 from auth_migration.rollout.changes import plan_changes
 from auth_migration.rollout.checks import Health, primary_health
+from auth_migration.rollout.plan import CanaryPlan, format_percentage, open_plan, record_step, step_plan
 from auth_migration.rollout.store import FlagStore
 
 __all__ = ["Decision", "decide", "run_auto_rollback"]
@@ -33,7 +37,7 @@ _LOCK_KEY: Final = 0x0A07_0B0C  # pg advisory lock id of the checker (any fixed 
 #: Rows of auth_events older than the retention deleted per run: bounded, so a run stays short.
 PURGE_BATCH: Final = 10_000
 
-Action = Literal["idle", "healthy", "hold", "rollback", "skipped"]
+Action = Literal["idle", "healthy", "hold", "rollback", "skipped", "advance"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,8 @@ class Decision:
     figures: dict[str, Any] = field(default_factory=dict)
     #: A shared outage: a person should look (the handler alerts).
     alert: bool = False
+    #: With a canary plan open: what this run did to it (PlanStep.as_json), else None.
+    plan: dict[str, Any] | None = None
 
 
 def watched(flags: Flags) -> str | None:
@@ -120,21 +126,69 @@ def run_auto_rollback(
         better_auth = primary_health(conn, "better_auth", now=now, window=window)
         supabase = primary_health(conn, "supabase", now=now, window=window)
         decision = decide(flags, better_auth, supabase, window=window)
+        plan = _open_plan(conn)
+        step = step_plan(plan, flags, decision, now=now, window=window) if plan is not None else None
         if decision.action == "rollback":
-            changes = plan_changes(raw, decision.flags)
-            apply_changes(
+            desired = dict(decision.flags)
+            if plan is not None:
+                # The plan's percentage must not come back with the next `canary` command: start from 0.
+                desired["CANARY_PERCENTAGE"] = "0"
+            details = dict(decision.figures)
+            if plan is not None and step is not None:
+                details["plan"] = step.as_json(plan)
+            _apply(conn, store, raw, desired, reason=decision.reason, details=details, clock=clock)
+        elif plan is not None and step is not None and step.kind == "advance":
+            assert step.percentage is not None  # an advance always names its percentage
+            _apply(
+                conn,
                 store,
-                changes,
-                actor=ACTOR,
-                reason=decision.reason,
-                source="auto-rollback",
-                details=decision.figures,
-                record_audit=lambda entries: record(conn, entries),
+                raw,
+                {"CANARY_PERCENTAGE": format_percentage(step.percentage)},
+                reason=step.reason,
+                details={**decision.figures, "plan": step.as_json(plan)},
                 clock=clock,
             )
+            decision = replace(decision, action="advance", reason=step.reason)
+        elif step is not None and step.kind == "ready":
+            decision = replace(decision, reason=step.reason)
+        if plan is not None and step is not None:
+            # After SSM: a crash in between leaves the flags one step ahead of the row, which the next
+            # run reads as "changed by hand" and stops the plan: never a second widening.
+            record_step(conn, plan, step, actor=ACTOR, now=now)
+            decision = replace(decision, plan=step.as_json(plan))
         conn.execute(
             """DELETE FROM auth_events WHERE id IN (
                    SELECT id FROM auth_events WHERE occurred_at < %s ORDER BY occurred_at LIMIT %s)""",
             (now - retention, PURGE_BATCH),
         )
     return decision
+
+
+def _open_plan(conn: psycopg.Connection) -> CanaryPlan | None:
+    """The open plan, locked for this run; None before 0006 is applied, so a rollback never waits on
+    a schema upgrade."""
+    if conn.execute("SELECT to_regclass('canary_plans') IS NULL").fetchone() == (True,):
+        return None
+    return open_plan(conn, for_update=True)
+
+
+def _apply(
+    conn: psycopg.Connection,
+    store: FlagStore,
+    raw: dict[str, str],
+    desired: dict[str, str],
+    *,
+    reason: str,
+    details: dict[str, Any],
+    clock: Clock,
+) -> None:
+    apply_changes(
+        store,
+        plan_changes(raw, desired),
+        actor=ACTOR,
+        reason=reason,
+        source="auto-rollback",
+        details=details,
+        record_audit=lambda entries: record(conn, entries),
+        clock=clock,
+    )

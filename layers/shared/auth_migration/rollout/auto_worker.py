@@ -34,13 +34,23 @@ def handle_schedule(settings: Settings, store: FlagStore, conns: Connections) ->
 
 
 def _report(decision: Decision) -> None:
-    extra = {"action": decision.action, "reason": decision.reason, "figures": decision.figures}
+    extra = {"action": decision.action, "reason": decision.reason, "figures": decision.figures, "plan": decision.plan}
+    plan_action = decision.plan["action"] if decision.plan else None
     if decision.action == "rollback":
         logger.warning("auto-rollback stepped back", extra=extra)
         metrics.add_metric(name="AutoRollbackTripped", unit=MetricUnit.Count, value=1)
     elif decision.alert:
         logger.error("auto-rollback holds on a shared outage", extra=extra)
         metrics.add_metric(name="AutoRollbackSharedOutage", unit=MetricUnit.Count, value=1)
+    elif plan_action == "advance":
+        logger.info("canary plan advanced", extra=extra)
+        metrics.add_metric(name="CanaryPlanAdvanced", unit=MetricUnit.Count, value=1)
+    elif plan_action == "ready":
+        # Logged once per plan: it is no longer open after this run. A person decides on phase 3.
+        logger.warning("canary plan ready for phase 3", extra=extra)
+        metrics.add_metric(name="CanaryPlanReady", unit=MetricUnit.Count, value=1)
+    elif plan_action == "stop":
+        logger.warning("canary plan stopped: its flags were changed by other means", extra=extra)
     else:
         logger.info("auto-rollback run", extra=extra)
         if decision.action == "hold":

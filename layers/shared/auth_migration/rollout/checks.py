@@ -10,7 +10,16 @@ import psycopg
 
 from auth_migration.flags import Flags
 
-__all__ = ["USER_ERROR_KINDS", "Blocker", "phase_blockers", "primary_health"]
+__all__ = [
+    "SYSTEM_FAILURE_SQL",
+    "USER_ERROR_KINDS",
+    "USER_ERROR_SQL",
+    "Blocker",
+    "Health",
+    "phase_blockers",
+    "primary_health",
+    "user_error_params",
+]
 
 #: Outcomes that are the user's doing (a wrong password, a taken email): never a sign the system is
 #: unhealthy. A credential-stuffing burst must not count against Better-Auth.
@@ -18,6 +27,22 @@ USER_ERROR_KINDS: Final = frozenset(
     {"invalid_credentials", "user_exists", "email_not_confirmed", "weak_password", "bad_request", "user_not_found"}
 )
 HEALTH_WINDOW: Final = timedelta(minutes=5)
+
+# The rule above as SQL over an auth_events row, shared by every reader of health figures (the checks,
+# AutoRollback, the canary figures) so they cannot disagree. Both need `user_error_params()`.
+#: The user's own error: says nothing about the system.
+USER_ERROR_SQL: Final = "(NOT success AND error_kind = ANY(%(user_error_kinds)s))"
+#: The system's failure: a failure that is not the user's, or a success the other system gave after
+#: this one failed (a fallback: the user got in, but the system answering first did not serve them).
+SYSTEM_FAILURE_SQL: Final = (
+    "((NOT success AND coalesce(error_kind, '') <> ALL(%(user_error_kinds)s))"
+    " OR (success AND system <> primary_system))"
+)
+
+
+def user_error_params() -> dict[str, Any]:
+    """The named parameters USER_ERROR_SQL and SYSTEM_FAILURE_SQL take."""
+    return {"user_error_kinds": sorted(USER_ERROR_KINDS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +88,10 @@ def primary_health(
     system answered after this one failed (a fallback) is this system's failure, even though the user
     got in."""
     row = conn.execute(
-        """SELECT count(*),
-                  count(*) FILTER (WHERE NOT success AND error_kind = ANY(%s)),
-                  count(*) FILTER (WHERE (NOT success AND coalesce(error_kind, '') <> ALL(%s))
-                                      OR (success AND system <> primary_system))
-           FROM auth_events WHERE primary_system = %s AND occurred_at > %s AND occurred_at <= %s""",
-        (sorted(USER_ERROR_KINDS), sorted(USER_ERROR_KINDS), system, now - window, now),
+        f"""SELECT count(*), count(*) FILTER (WHERE {USER_ERROR_SQL}), count(*) FILTER (WHERE {SYSTEM_FAILURE_SQL})
+            FROM auth_events
+            WHERE primary_system = %(system)s AND occurred_at > %(since)s AND occurred_at <= %(now)s""",
+        {**user_error_params(), "system": system, "since": now - window, "now": now},
     ).fetchone()
     assert row is not None  # aggregates return a row
     return Health(int(row[0]), int(row[1]), int(row[2]))
