@@ -16,7 +16,7 @@ from auth_migration.settings import load_settings
 
 _settings = load_settings(os.environ)
 init_sentry(_settings.sentry_dsn.get_secret_value() if _settings.sentry_dsn else None, stage=_settings.stage)
-_store = SsmFlagStore(_settings.parameter_prefix or f"/auth-migration/{_settings.stage}/", boto3.client("ssm"))
+_store = SsmFlagStore(_settings.flag_prefix, boto3.client("ssm"))
 _conns = connections(_settings)
 
 

@@ -180,6 +180,11 @@ class Settings(BaseModel):
         return value
 
     @property
+    def flag_prefix(self) -> str:
+        """Where the rollout flags live: PARAMETER_PREFIX, else the template's /auth-migration/<stage>/."""
+        return self.parameter_prefix or f"/auth-migration/{self.stage}/"
+
+    @property
     def shares_state_with_target(self) -> bool:
         """Better-Auth's tables live in the target database, so one transaction can cover both."""
         return _database_identity(self.new_database_url) == _database_identity(self.better_auth_database_url)

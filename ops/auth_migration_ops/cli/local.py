@@ -60,11 +60,13 @@ def local() -> None:
 
 
 @local.command(
-    short_help="serve POST /auth/signup and /auth/login here, like sam local start-api",
+    short_help="serve /auth/signup, /auth/login and /admin/* here, like sam local start-api",
     help=(
         "Serve the template's REST API routes here, like `sam local start-api`. Every `Api` event of the "
-        "template's functions is served, each function run in-process. With SUPABASE_URL and BETTER_AUTH_URL "
-        "both set, the functions use those services (and the database and AWS settings of the environment); "
+        "template's functions is served, each function run in-process (IAM-authorised admin routes are not "
+        "signature-checked here, as in sam local: the caller is a local IAM user). With SUPABASE_URL and "
+        "BETTER_AUTH_URL both set, the functions use those services (and the database and AWS settings of "
+        "the environment); "
         "otherwise Postgres, Better-Auth, a GoTrue stand-in and moto (SSM flags, SQS) start here and stop "
         "with the server (Ctrl-C or SIGTERM)."
     ),

@@ -59,6 +59,9 @@ API_BODY_LIMIT: Final = 10 * 1024 * 1024
 LOCAL_API_ID: Final = "local"
 LOCAL_ACCOUNT_ID: Final = "123456789012"
 DEFAULT_PORT: Final = 3000
+#: The caller of every IAM-authorised route here (no signature is checked locally, as in sam local).
+LOCAL_IAM_USER_ID: Final = "AIDALOCALUSER"
+LOCAL_IAM_USER_ARN: Final = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/local"
 
 _FUNCTION_TYPE: Final = "AWS::Serverless::Function"
 _API_TYPE: Final = "AWS::Serverless::Api"
@@ -91,6 +94,8 @@ class ApiRoute:
     stage: str
     rest_api: str | None = None
     binary_media_types: tuple[str, ...] = ()
+    #: "AWS_IAM" when API Gateway authorises the route with IAM (the event then names the caller).
+    authorizer: str | None = None
     _segments: tuple[tuple[int, str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -202,6 +207,7 @@ def routes_from_template(
             rest_api, api_props = _rest_api(where, props.get("RestApiId"), resources, resolver)
             stage = api_props.get("StageName") or default_stage
             binary = [*(global_api.get("BinaryMediaTypes") or []), *(api_props.get("BinaryMediaTypes") or [])]
+            authorizer = _authorizer(props, api_props)
             routes.append(
                 ApiRoute(
                     function=logical_id,
@@ -212,6 +218,7 @@ def routes_from_template(
                     rest_api=rest_api,
                     # SAM writes "/" as "~1" in BinaryMediaTypes (a JSON-pointer escape).
                     binary_media_types=tuple(str(item).replace("~1", "/").lower() for item in binary),
+                    authorizer=authorizer,
                 )
             )
     seen: dict[tuple[str | None, tuple[tuple[int, str], ...], str], ApiRoute] = {}
@@ -243,8 +250,21 @@ def _rest_api(
 
 def _api_properties(properties: Mapping[str, Any], resolver: IntrinsicResolver) -> dict[str, Any]:
     # Only what the local API uses is resolved: Auth, Cors or a DefinitionBody may hold intrinsics
-    # (Fn::ImportValue, authorizer ARNs) that mean nothing locally.
-    return {key: resolver.resolve(properties[key]) for key in ("StageName", "BinaryMediaTypes") if key in properties}
+    # (Fn::ImportValue, authorizer ARNs) that mean nothing locally; of Auth, only a literal default name.
+    found = {key: resolver.resolve(properties[key]) for key in ("StageName", "BinaryMediaTypes") if key in properties}
+    auth = properties.get("Auth")
+    if isinstance(auth, Mapping) and isinstance(auth.get("DefaultAuthorizer"), str):
+        found["DefaultAuthorizer"] = auth["DefaultAuthorizer"]
+    return found
+
+
+def _authorizer(event_props: Mapping[str, Any], api_props: Mapping[str, Any]) -> str | None:
+    """The event's own Auth.Authorizer, else the API's DefaultAuthorizer; "NONE" means none."""
+    auth = event_props.get("Auth")
+    name = auth.get("Authorizer") if isinstance(auth, Mapping) else None
+    if not isinstance(name, str):
+        name = api_props.get("DefaultAuthorizer")
+    return None if not isinstance(name, str) or name.upper() == "NONE" else name
 
 
 # --- the proxy event (pure) -------------------------------------------------------------------------------
@@ -401,26 +421,37 @@ def build_proxy_event(
             "requestId": request_id,
             "identity": {
                 "cognitoIdentityPoolId": None,
-                "accountId": None,
                 "cognitoIdentityId": None,
-                "caller": None,
                 "sourceIp": request.source_ip,
                 "principalOrgId": None,
-                "accessKey": None,
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
-                "userArn": None,
                 "userAgent": request.header("User-Agent"),
-                "user": None,
                 "apiKey": None,
                 "apiKeyId": None,
                 "clientCert": None,
+                **_iam_identity(request if route.authorizer == "AWS_IAM" else None),
             },
             "domainName": domain,
             "apiId": LOCAL_API_ID,
         },
         "body": body,
         "isBase64Encoded": is_base64,
+    }
+
+
+def _iam_identity(request: HttpRequest | None) -> dict[str, Any]:
+    """What an IAM-authorised route's event says about the caller. Like `sam local start-api`, nothing is
+    verified here: every caller is the local user, and the access key is the one a SigV4 header names."""
+    if request is None:
+        return {"accountId": None, "caller": None, "accessKey": None, "userArn": None, "user": None}
+    credential = re.search(r"Credential=([A-Z0-9]+)/", request.header("Authorization") or "")
+    return {
+        "accountId": LOCAL_ACCOUNT_ID,
+        "caller": LOCAL_IAM_USER_ID,
+        "accessKey": credential.group(1) if credential else None,
+        "userArn": LOCAL_IAM_USER_ARN,
+        "user": LOCAL_IAM_USER_ID,
     }
 
 
@@ -836,6 +867,7 @@ def banner(api: LocalApi, services: Sequence[tuple[str, str]]) -> str:
     lines += [
         f"  {route.method:<{width}}  {route.path:<{path_width}}  -> {route.function}"
         + (f" ({route.rest_api})" if route.rest_api else "")
+        + (" [IAM: not checked here; caller is the local user]" if route.authorizer == "AWS_IAM" else "")
         for route in api.routes
     ]
     if services:
@@ -852,6 +884,8 @@ def banner(api: LocalApi, services: Sequence[tuple[str, str]]) -> str:
                 f"  curl -s -X POST {api.url}{route.path} -H 'Content-Type: application/json' "
                 f"-d '{_EXAMPLE_BODIES[route.path]}'"
             )
+        if any(route.path == "/admin/rollout" for route in api.routes):
+            lines.append(f"  curl -s {api.url}/admin/rollout")
     else:
         route = api.routes[0]
         method = "GET" if route.method == _ANY else route.method

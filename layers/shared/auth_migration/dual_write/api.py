@@ -7,8 +7,6 @@ body (a validation error names the field and the problem, never the value it saw
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -28,18 +26,18 @@ from auth_migration.backends.errors import (
     UserExists,
     WeakPassword,
 )
-from auth_migration.dual_write.api_models import AuthReply, ErrorReply, LoginRequest, SignupRequest
+from auth_migration.dual_write.api_models import AuthReply, LoginRequest, SignupRequest
 from auth_migration.dual_write.service import AuthService
 from auth_migration.exceptions import ConfigError
 from auth_migration.flags import Flags
 from auth_migration.observability import logger, metrics
+from auth_migration.rest import JSON, MAX_BODY_BYTES, ErrorReply, field_problems, guard_event
+from auth_migration.rest import error_reply as _error
+from auth_migration.rest import json_reply as _reply
 
 __all__ = ["MAX_BODY_BYTES", "build_resolver", "handle_api_event", "openapi_schema"]
 
-#: Far above any real signup (4 KB of metadata at most) and far below API Gateway's 10 MB.
-MAX_BODY_BYTES: Final = 16 * 1024
-
-_JSON: Final = "application/json"
+_JSON: Final = JSON
 _MESSAGES: Final[Mapping[type[BackendError], tuple[int, str, str]]] = {
     UserExists: (409, "user_exists", "An account with this email already exists."),
     WeakPassword: (422, "weak_password", "The password does not meet the requirements."),
@@ -49,35 +47,6 @@ _MESSAGES: Final[Mapping[type[BackendError], tuple[int, str, str]]] = {
     RateLimited: (429, "rate_limited", "Too many attempts; try again later."),
 }
 _UNAVAILABLE: Final = (503, "unavailable", "The auth service is temporarily unavailable; try again shortly.")
-
-
-def _reply(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type=_JSON,
-        body=json.dumps(body, separators=(",", ":")),
-        headers={"Cache-Control": "no-store", **(headers or {})},
-    )
-
-
-def _error(status: int, error: str, message: str, **extra: Any) -> Response[str]:
-    headers = extra.pop("headers", None)
-    return _reply(status, ErrorReply(error=error, message=message, **extra).model_dump(exclude_none=True), headers)
-
-
-def _field_problems(exc: RequestValidationError) -> list[dict[str, str]]:
-    problems = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-        kind = str(err.get("type", "invalid"))
-        if kind == "extra_forbidden":
-            # The field's name is the caller's text: say what is wrong without echoing it.
-            problems.append({"field": "body", "problem": "unknown fields are not allowed"})
-            continue
-        message = "the body is not valid JSON" if kind == "json_invalid" else str(err.get("msg", "invalid"))
-        # pydantic prefixes custom validator messages with "Value error, ": keep only ours.
-        problems.append({"field": ".".join(loc) or "body", "problem": message.removeprefix("Value error, ")})
-    return problems
 
 
 def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags]) -> APIGatewayRestResolver:
@@ -136,7 +105,7 @@ def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def invalid_body(exc: RequestValidationError) -> Response[str]:
         metrics.add_metric(name="AuthRefused_invalid_request", unit="Count", value=1)
-        return _error(400, "invalid_request", "The request body is invalid.", details=_field_problems(exc))
+        return _error(400, "invalid_request", "The request body is invalid.", details=field_problems(exc))
 
     @app.exception_handler(BackendError)  # type: ignore[untyped-decorator]
     def backend_error(exc: BackendError) -> Response[str]:
@@ -168,54 +137,8 @@ def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags
 
 
 def handle_api_event(event: Mapping[str, Any], context: LambdaContext, app: APIGatewayRestResolver) -> dict[str, Any]:
-    """Size, media type and JSON syntax are checked here, before the resolver sees the body.
-
-    Written by hand rather than left to Event Handler because its body parsing lets some hostile bodies
-    through as 5xx (JSON nested thousands deep, integers past Python's digit limit, bad base64) and takes
-    the first element of a JSON array as the body. Here every one of those is a 400, and the resolver
-    gets a body that is known to be one JSON object in UTF-8.
-    """
-    raw = event.get("body") or ""
-    if not isinstance(raw, str):
-        return _invalid("the body is not text")
-    if len(raw.encode("utf-8")) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
-        return _raw(413, "payload_too_large", f"The body must be at most {MAX_BODY_BYTES} bytes.")
-    if event.get("httpMethod") != "POST":
-        return app.resolve(dict(event), context)
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != _JSON:
-        return _raw(415, "unsupported_media_type", "Send the body as application/json.")
-    try:
-        text = base64.b64decode(raw, validate=True).decode("utf-8") if event.get("isBase64Encoded") else raw
-        parsed = json.loads(text)
-    except (ValueError, RecursionError, binascii.Error):
-        # ValueError covers JSON syntax, UnicodeDecodeError and integers past the digit limit.
-        return _invalid("the body is not valid JSON")
-    if not isinstance(parsed, dict):
-        return _invalid("the body must be a JSON object")
-    clean = {k: v for k, v in event.items() if k not in ("headers", "multiValueHeaders")}
-    # One lowercase content type: Event Handler compares it case-sensitively.
-    clean["headers"] = {**{k: v for k, v in headers.items() if k != "content-type"}, "content-type": _JSON}
-    clean["multiValueHeaders"] = {k: [v] for k, v in clean["headers"].items()}
-    clean["body"], clean["isBase64Encoded"] = text, False
-    return app.resolve(clean, context)
-
-
-def _invalid(problem: str) -> dict[str, Any]:
-    return _raw(400, "invalid_request", "The request body is invalid.", [{"field": "body", "problem": problem}])
-
-
-def _raw(status: int, error: str, message: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    """A refusal made before the resolver runs, in the same shape as `_error`'s."""
-    metrics.add_metric(name=f"AuthRefused_{error}", unit="Count", value=1)
-    body = ErrorReply(error=error, message=message, details=details).model_dump(exclude_none=True)
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": _JSON, "Cache-Control": "no-store"},
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
+    """The body checks of auth_migration.rest.guard_event, then the resolver."""
+    return guard_event(event, context, app, refused_metric="AuthRefused")
 
 
 def openapi_schema(app: APIGatewayRestResolver) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from auth_migration.backends.base import AuthResult
 from auth_migration.dual_write.passwords import BCRYPT_MAX_BYTES, password_fits_bcrypt
+from auth_migration.rest import ErrorReply
 
 __all__ = ["AuthReply", "ErrorReply", "LoginRequest", "SessionBody", "SignupRequest", "UserBody"]
 
@@ -133,9 +134,3 @@ class AuthReply(BaseModel):
                 token_type=result.session.token_type,
             )
         return cls(user=UserBody(id=result.user.id, email=result.user.email), session=session, system=result.system)
-
-
-class ErrorReply(BaseModel):
-    error: str
-    message: str
-    details: list[dict[str, str]] | None = None

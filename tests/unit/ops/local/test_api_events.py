@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from auth_migration_ops.local.api import (
+    LOCAL_IAM_USER_ARN,
     ApiRoute,
     HttpRequest,
     MalformedProxyResponse,
@@ -92,6 +93,43 @@ def test_every_api_event_becomes_a_route_and_other_events_do_not() -> None:
         ("POST", "/auth/signup", "SignupFunction", "Signup"),
     ]
     assert {r.rest_api for r in routes} == {"AuthApi"}
+
+
+def test_iam_authorisation_comes_from_the_apis_default_or_the_events_own_auth() -> None:
+    doc = template(
+        ("AdminFunction", {"Get": api_event("/admin/rollout", "get", api="AdminApi")}),
+        ("OpenFunction", {"Get": {**api_event("/admin/open", "get", api="AdminApi")}}),
+        ("SignupFunction", {"Signup": api_event("/auth/signup", "post")}),
+    )
+    doc["Resources"]["AdminApi"] = {
+        "Type": "AWS::Serverless::Api",
+        "Properties": {"StageName": "dev", "Auth": {"DefaultAuthorizer": "AWS_IAM", "InvokeRole": "NONE"}},
+    }
+    doc["Resources"]["OpenFunction"]["Properties"]["Events"]["Get"]["Properties"]["Auth"] = {"Authorizer": "NONE"}
+    found = {r.function: r.authorizer for r in routes_from_template(doc)}
+    assert found == {"AdminFunction": "AWS_IAM", "OpenFunction": None, "SignupFunction": None}
+
+
+def test_the_real_templates_admin_routes_need_iam_and_the_auth_routes_do_not() -> None:
+    from auth_migration_ops.local.template import load_template
+
+    found = {(r.method, r.path): r.authorizer for r in routes_from_template(load_template())}
+    assert found == {
+        ("GET", "/admin/migrations/{migration_id}"): "AWS_IAM",
+        ("GET", "/admin/rollout"): "AWS_IAM",
+        ("PUT", "/admin/rollout"): "AWS_IAM",
+        ("POST", "/auth/login"): None,
+        ("POST", "/auth/signup"): None,
+    }
+
+
+def test_an_iam_route_names_the_local_caller_and_the_signing_key_and_others_name_nobody() -> None:
+    signed = request(headers=(("Host", "h"), ("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDLOCAL/20261125/x")))
+    identity = event_for(signed, route("/items/{id}", authorizer="AWS_IAM"))["requestContext"]["identity"]
+    assert identity["userArn"] == LOCAL_IAM_USER_ARN
+    assert (identity["accessKey"], identity["accountId"]) == ("AKIDLOCAL", "123456789012")
+    anonymous = event_for(signed)["requestContext"]["identity"]
+    assert (anonymous["userArn"], anonymous["caller"], anonymous["accessKey"]) == (None, None, None)
 
 
 def test_stage_is_the_apis_stage_name_resolved_against_parameter_overrides() -> None:
