@@ -719,6 +719,10 @@ class LocalApi:
 # one request at a time each, so a faster server would buy nothing.
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of 20 clients saw connections reset. The
+    # kernel caps it at net.core.somaxconn; every accepted connection gets its own thread, and requests
+    # then wait on their function's lock (one warm container each), queued rather than refused.
+    request_queue_size = 1024
     api: LocalApi
 
 
