@@ -23,7 +23,7 @@ _service = AdminService(
     connections(_settings),
     on_audit_failure=log_audit_failure,
 )
-app = build_admin_resolver(lambda: _service)
+app = build_admin_resolver(lambda: _service, stage=_settings.stage)
 
 
 # The event is never logged (log_event stays off): a whitelist change carries emails.

@@ -3,7 +3,9 @@
 //
 // Env: DATABASE_URL (required), PORT (default 3000), BETTER_AUTH_SECRET (default: a fixed test secret),
 // BETTER_AUTH_URL (default http://127.0.0.1:PORT), MIGRATE ("0" skips creating Better-Auth's tables),
-// RATE_LIMIT ("1" turns on Better-Auth's rate limiter, which production enables by default).
+// RATE_LIMIT ("1" turns on Better-Auth's rate limiter, which production enables by default),
+// EMAIL_RULE ("stock" leaves out the supabase-emails plugin: Better-Auth's own, stricter email rule, which
+// the tests need as the reference a deployment without our config has; never for a real deployment).
 // `node server.mjs --migrate-only` creates the tables and exits 0.
 
 import { randomUUID } from "node:crypto";
@@ -17,6 +19,8 @@ import { getMigrations } from "better-auth/db/migration";
 import { toNodeHandler } from "better-auth/node";
 import pg from "pg";
 
+import { assertSupabaseEmailsAccepted, supabaseEmails } from "./supabase-emails.mjs";
+
 // Test-only: never a real deployment's secret (those come from SSM / Secrets Manager).
 const TEST_SECRET = "auth-migration-test-secret-not-for-production-0123456789";
 
@@ -28,6 +32,7 @@ if (!databaseUrl) {
 const port = Number.parseInt(process.env.PORT ?? "3000", 10);
 const baseURL = process.env.BETTER_AUTH_URL ?? `http://127.0.0.1:${port}`;
 const migrateOnly = process.argv.includes("--migrate-only");
+const stockEmailRule = process.env.EMAIL_RULE === "stock";
 
 // Supabase (GoTrue) stores bcrypt hashes; Better-Auth's own are scrypt "salt:key". Both must verify
 // so users migrated with their Supabase hash keep their password.
@@ -49,7 +54,13 @@ const auth = betterAuth({
   emailAndPassword: {
     enabled: true,
     password: { verify },
+    // Sign-in refuses a longer password with 400 before checking it (default 128). Our Login API
+    // forwards up to 1024 characters (2048 UTF-16 units, what JS counts), and a legacy Supabase
+    // password may be longer than 128: it must reach the bcrypt check, as it does in GoTrue.
+    maxPasswordLength: 2048,
   },
+  // Every address GoTrue accepts is an address here too (supabase-emails.mjs).
+  plugins: stockEmailRule ? [] : [supabaseEmails()],
   trustedOrigins: [baseURL],
   // New users get UUID ids, like the Supabase users migrated with their ids: the product's tables key
   // users by uuid, and dual-write carries each new id into GoTrue, whose admin API accepts only UUIDs.
@@ -80,6 +91,10 @@ async function main() {
   // the tables fails here, before READY, with Better-Auth's own list of what is missing.
   const context = await auth.$context;
   await context.checkSchema?.();
+  // Refuse to serve if Better-Auth would still refuse Supabase's addresses (users locked out).
+  if (!stockEmailRule) {
+    await assertSupabaseEmailsAccepted(auth);
+  }
 
   const handle = toNodeHandler(auth);
   const server = createServer((request, response) => {

@@ -1,21 +1,67 @@
-"""MigrateBatch: an SQS event in, a partial batch response out (Powertools BatchProcessor)."""
+"""MigrateBatch: an SQS event in, a partial batch response out (Powertools BatchProcessor).
+
+`SqsBatchProcessor` is also Reconcile's: both queues report failed records the same way."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, ExceptionInfo, process_partial_response
+from aws_lambda_powertools.utilities.batch.base import FailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from auth_migration.engine import EngineContext, process_batch
 from auth_migration.engine.batch import parse_batch_message
+from auth_migration.exceptions import InvalidRequest
 from auth_migration.observability import logger, metrics
+
+__all__ = ["SqsBatchProcessor", "failure_reason", "handle_sqs_event"]
+
+#: Exceptions whose text is ours or only a position (never the message body, never a database value).
+_SAFE_TEXT: Final = (InvalidRequest, json.JSONDecodeError)
+
+
+def failure_reason(exc: BaseException | None) -> str:
+    """Why a record failed, fit for a log line: the exception type, with its text only when that text
+    cannot hold the body (which may carry personal data) or a database value (a constraint's DETAIL)."""
+    if exc is None:
+        return "unknown"
+    name = type(exc).__name__
+    return f"{name}: {exc}" if isinstance(exc, _SAFE_TEXT) else name
+
+
+class SqsBatchProcessor(BatchProcessor):
+    """Powertools' SQS BatchProcessor, told not to raise when every record fails.
+
+    By default a batch whose records all fail raises BatchProcessingError: the invocation errors
+    with a traceback, Lambda counts an error and SQS redelivers the whole batch. A batch of poison
+    messages (a foreign producer on the queue) is not a function error, so it is answered like any
+    partial failure: every record in batchItemFailures, each retried alone and then dead-lettered.
+    Each failure is logged once, by message id, never with its body.
+    """
+
+    def __init__(self, *, failure_message: str) -> None:
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._failure_message = failure_message
+
+    def failure_handler(self, record: SQSRecord, exception: ExceptionInfo) -> FailureResponse:
+        entry = super().failure_handler(record, exception)
+        logger.warning(
+            self._failure_message,
+            extra={
+                "message_id": record.message_id,
+                "receive_count": record.attributes.approximate_receive_count,
+                "reason": failure_reason(exception[1]),
+            },
+        )
+        return entry
 
 
 def handle_sqs_event(event: dict[str, Any], context: Any, ctx: EngineContext) -> dict[str, Any]:
     """Each record is one batch; a failing record is reported alone and comes back (then the DLQ)."""
-    processor = BatchProcessor(event_type=EventType.SQS)
+    processor = SqsBatchProcessor(failure_message="batch message failed")
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
         msg = parse_batch_message(record.json_body)

@@ -17,6 +17,7 @@ from auth_migration.engine import (
 from auth_migration.engine.plan import MAX_BATCH_SIZE, StartRequest
 from auth_migration.exceptions import AuthMigrationError, ConfigError, InvalidRequest, NotFound, StateConflict
 from auth_migration.flags import FlagSource
+from auth_migration.targets.supabase import MAX_REQUESTS_PER_S
 
 
 class _Command(BaseModel):
@@ -26,10 +27,12 @@ class _Command(BaseModel):
 class StartCommand(_Command):
     action: Literal["start"]
     source: Literal["supabase", "profiles"] = "supabase"
-    target: Literal["better-auth"] = "better-auth"
+    target: Literal["better-auth", "supabase"] = "better-auth"
     dry_run: bool | None = None
     batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE, strict=True)] = 100
     transforms: list[str] | None = None
+    #: The supabase target's cap on GoTrue admin calls per second, for the whole migration.
+    max_requests_per_s: Annotated[int, Field(ge=1, le=MAX_REQUESTS_PER_S, strict=True)] | None = None
 
 
 class IdCommand(_Command):
@@ -71,6 +74,7 @@ def run_command(
             dry_run=default_dry_run if command.dry_run is None else command.dry_run,
             batch_size=command.batch_size,
             transforms=command.transforms,
+            max_requests_per_s=command.max_requests_per_s,
         )
         return {"action": "start", **asdict(start_migration(request, ctx))}
     if command.action == "resume":

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from auth_migration.observability import metrics
+from auth_migration.observability import logger, metrics
 
 __all__ = [
     "JSON",
@@ -31,6 +31,15 @@ __all__ = [
 MAX_BODY_BYTES: Final = 16 * 1024
 JSON: Final = "application/json"
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+_REST_PROXY: Final = "API Gateway REST API proxy events (payload format 1.0)"
+_JSON_KINDS: Final[Mapping[type, str]] = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 class ErrorReply(BaseModel):
@@ -39,7 +48,9 @@ class ErrorReply(BaseModel):
     details: list[dict[str, str]] | None = None
 
 
-def json_reply(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response[str]:
+def json_reply(
+    status: int, body: Mapping[str, Any] | list[Any], headers: Mapping[str, str] | None = None
+) -> Response[str]:
     return Response(
         status_code=status,
         content_type=JSON,
@@ -83,7 +94,17 @@ def guard_event(
     through as 5xx (JSON nested thousands deep, integers past Python's digit limit, bad base64) and takes
     the first element of a JSON array as the body. Here every one of those is a 400, and the resolver
     gets a body that is known to be one JSON object in UTF-8. Methods without a body pass as they are.
+
+    Before all that, the event must be an API Gateway REST proxy event (payload format 1.0): anything
+    else (an HTTP API's payload 2.0, a direct invoke) would make the resolver raise KeyError, a 500 that
+    says nothing. It gets a 400 naming what arrived instead.
     """
+    problem = _not_a_rest_proxy_event(event)
+    if problem is not None:
+        # A wiring mistake (an HTTP API or a test harness in front of this function), not a hostile
+        # caller: the operator needs to see it. The event itself is not logged: its body may be a password.
+        logger.warning("unsupported event", extra={"problem": problem})
+        return _raw(refused_metric, 400, "unsupported_event", f"This function takes {_REST_PROXY}; {problem}.")
     raw = event.get("body") or ""
     if not isinstance(raw, str):
         return _invalid(refused_metric, "the body is not text")
@@ -109,6 +130,23 @@ def guard_event(
     clean["multiValueHeaders"] = {k: [v] for k, v in clean["headers"].items()}
     clean["body"], clean["isBase64Encoded"] = text, False
     return app.resolve(clean, context)
+
+
+def _not_a_rest_proxy_event(event: object) -> str | None:
+    """What keeps `event` from being a REST proxy event, in words; None when it is one."""
+    if not isinstance(event, Mapping):
+        return f"got a JSON {_JSON_KINDS.get(type(event), 'value')}, not an object"
+    version = event.get("version")
+    if version == "2.0":
+        return "got payload format 2.0 (an API Gateway HTTP API event)"
+    # HTTP APIs' payload format 1.0 has the REST shape, which is why it passes.
+    if not isinstance(event.get("httpMethod"), str) or not isinstance(event.get("path"), str):
+        return "got an event without httpMethod and path"
+    if not isinstance(event.get("requestContext"), Mapping):
+        return "got an event without requestContext"
+    if not isinstance(event.get("headers") or {}, Mapping):
+        return "got headers that are not an object"
+    return None
 
 
 def _invalid(refused_metric: str, problem: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from auth_migration.flags import FlagSource, SsmFlagSource, StaticFlagSource
 from auth_migration.observability import logger
 from auth_migration.queue import BatchQueue, SqsBatchQueue
 from auth_migration.settings import Settings
+from auth_migration.targets.supabase import GoTrueAdmin
 
 
 def connections(settings: Settings) -> Connections:
@@ -29,6 +30,8 @@ def engine_context(settings: Settings, *, queue: BatchQueue | None = None) -> En
         stage=settings.stage,
         max_receive_count=settings.max_receive_count,
         log=lambda msg, extra: logger.info(msg, extra=extra),
+        # Only where a service key is configured: the supabase target's batches and rollbacks need it.
+        gotrue=GoTrueAdmin.from_settings(settings),
     )
 
 

@@ -5,12 +5,83 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+from typing import Final
+
+import email_validator
 
 from auth_migration.models import Outcome, OutcomeKind, SourceUser
 
 # The seed's pattern, kept: it is what the legacy system accepted.
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
-MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
+_ASCII_ALNUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+#: The outcome code of a user whose email the target's sign-in refuses (docs/OUTCOMES.md).
+EMAIL_REFUSED_BY_SIGN_IN: Final = "email_refused_by_sign_in"
+MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit; also our API's limit (dual_write/api_models.py)
+
+# The two sign-in email rules, written once for Python and PostgreSQL: {an} is the ASCII letters and digits,
+# {a} the letters (spelled out in SQL, where a range's meaning can depend on the collation).
+#: zod 4.6.7's `z.email()`, which stock Better-Auth 1.7.25 applies on sign-up and sign-in.
+_ZOD_EMAIL: Final = r"^(?:[{an}_'+-]+\.)*[{an}_'+-]*[{an}_+-]@(?:[{an}][{an}-]*\.)+[{a}]{{2,}}$"
+#: GoTrue's rule (internal/api/mail.go validateEmail -> badoux/checkmail ValidateFormat), at most 255 chars.
+_GOTRUE_EMAIL: Final = (
+    r"^[{an}.!#$%&'*+/=?^_`{{|}}~-]+@[{an}](?:[{an}-]{{0,61}}[{an}])?(?:\.[{an}](?:[{an}-]{{0,61}}[{an}])?)*$"
+)
+GOTRUE_EMAIL_MAX: Final = 255
+# fullmatch: Python's `$` also matches before a final newline, zod's and Go's do not.
+STOCK_BETTER_AUTH_EMAIL_RE: Final = re.compile(_ZOD_EMAIL.format(an="A-Za-z0-9", a="A-Za-z"))
+GOTRUE_EMAIL_RE: Final = re.compile(_GOTRUE_EMAIL.format(an="A-Za-z0-9"))
+
+
+class SignInEmailRule(StrEnum):
+    """Which addresses the Better-Auth deployment's sign-in accepts (docs/BETTER_AUTH.md section 2a)."""
+
+    #: The config we ship (the supabase-emails plugin): zod's addresses or GoTrue's.
+    SHIPPED = "shipped"
+    #: Better-Auth without that plugin: zod's addresses only. The stricter reference.
+    STOCK = "stock"
+
+    def accepts(self, email: str) -> bool:
+        if STOCK_BETTER_AUTH_EMAIL_RE.fullmatch(email):
+            return True
+        return self is SignInEmailRule.SHIPPED and gotrue_accepts(email)
+
+    def refuses_sql(self, column: str) -> tuple[str, dict[str, str]]:
+        """A PostgreSQL condition true when this rule refuses `column`'s email, and its named parameters
+        (the patterns hold `%` and `'`, so they travel as parameters, never in the SQL text)."""
+        params = {"stock_email_re": _ZOD_EMAIL.format(an=_ASCII_ALNUM, a=_ASCII_ALNUM[:52])}
+        accepted = f"{column} ~ %(stock_email_re)s"
+        if self is SignInEmailRule.SHIPPED:
+            params["gotrue_email_re"] = _GOTRUE_EMAIL.format(an=_ASCII_ALNUM)
+            accepted += f" OR (length({column}) <= {GOTRUE_EMAIL_MAX} AND {column} ~ %(gotrue_email_re)s)"
+        return f"NOT coalesce({accepted}, false)", params
+
+
+def gotrue_accepts(email: str) -> bool:
+    """Whether GoTrue's signup / admin create would accept this address."""
+    return len(email) <= GOTRUE_EMAIL_MAX and GOTRUE_EMAIL_RE.fullmatch(email) is not None
+
+
+def api_accepts(email: str) -> bool:
+    """Whether our API's email check (pydantic's EmailStr: email-validator, no DNS) passes this address,
+    so its owner can type it at our login. A stored address is never in the "Name <addr>" form."""
+    if len(email) > MAX_EMAIL_LENGTH:
+        return False
+    try:
+        email_validator.validate_email(email, check_deliverability=False)
+    except email_validator.EmailNotValidError:
+        return False
+    return True
+
+
+def well_formed_email(email: str) -> bool:
+    """The seed's pattern, or an address our API accepts: Supabase (GoTrue) holds `tilde~t@` and `hash#t@`,
+    and their owners sign in through our API; the seed's pattern alone would leave them behind."""
+    if len(email) > MAX_EMAIL_LENGTH:
+        return False
+    # The seed's pattern first: nearly every address matches it, and email-validator costs far more.
+    return EMAIL_RE.match(email) is not None or api_accepts(email)
+
 
 # The seed skips any email *containing* "test" in production, which also drops "contest@..." or
 # "greatest.hits@...". We match a local part that starts with "test" (test1, TestUser) or holds it as
@@ -26,6 +97,8 @@ class ValidationPolicy:
     test_user_re: re.Pattern[str] | None = DEFAULT_TEST_USER_RE
     #: Whether the target stores bans (Better-Auth's admin plugin adds user.banned / banExpires).
     target_supports_bans: bool = False
+    #: The email rule the target's sign-in applies: a user it refuses could never sign in there.
+    sign_in_email_rule: SignInEmailRule = SignInEmailRule.SHIPPED
 
 
 def classify(user: SourceUser, policy: ValidationPolicy) -> Outcome | None:
@@ -45,8 +118,16 @@ def classify(user: SourceUser, policy: ValidationPolicy) -> Outcome | None:
         if user.phone:
             return _out(user, OutcomeKind.SKIPPED, "phone_only", "phone-only user: Better-Auth users need an email")
         return _out(user, OutcomeKind.INVALID, "missing_email", "user has neither email nor phone")
-    if len(email) > MAX_EMAIL_LENGTH or not EMAIL_RE.match(email):
+    if not well_formed_email(email):
         return _out(user, OutcomeKind.INVALID, "invalid_email", "email is not well-formed")
+    if not policy.sign_in_email_rule.accepts(email.lower()):
+        # Migrated, they could never sign in to Better-Auth: reported, and phase 4 waits (rollout/checks.py).
+        return _out(
+            user,
+            OutcomeKind.INVALID,
+            EMAIL_REFUSED_BY_SIGN_IN,
+            f"Better-Auth's sign-in ({policy.sign_in_email_rule} email rule) refuses this address",
+        )
     if policy.stage == "prod" and policy.test_user_re and policy.test_user_re.search(email.split("@", 1)[0]):
         return _out(user, OutcomeKind.INVALID, "test_user_in_production", "test account in production")
     if is_banned(user, policy.now) and not policy.target_supports_bans:
@@ -60,8 +141,9 @@ def classify(user: SourceUser, policy: ValidationPolicy) -> Outcome | None:
 
 
 # EMAIL_RE for PostgreSQL, spelled without ranges (their meaning can depend on the collation).
-_ASCII_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _EMAIL_SQL = rf"^[{_ASCII_ALNUM}._%+-]+@[{_ASCII_ALNUM}.-]+\.[{_ASCII_ALNUM[:52]}]{{2,}}$"
+# zod's rule for PostgreSQL, as a literal ('' is a quote): every sign-in rule accepts what it accepts.
+_STOCK_EMAIL_SQL = _ZOD_EMAIL.format(an=_ASCII_ALNUM, a=_ASCII_ALNUM[:52]).replace("'", "''")
 
 
 def plainly_valid_sql(
@@ -75,6 +157,7 @@ def plainly_valid_sql(
 
     - the raw email must match the seed's pattern with no surrounding whitespace: Python's strip()
       is then a no-op, and PostgreSQL's `$` (unlike Python's) never matches before a final newline;
+      and zod's (stock Better-Auth's), which every sign-in rule accepts;
     - any ban at all, deleted or anonymous users, and (stage prod) any email holding "test" in any
       case (a superset of DEFAULT_TEST_USER_RE's matches) take the Python path.
     None when no such condition can be promised (a custom test-user pattern in prod).
@@ -86,6 +169,7 @@ def plainly_valid_sql(
         f"{banned_until} IS NULL",
         f"length({email}) <= {MAX_EMAIL_LENGTH}",
         f"{email} ~ '{_EMAIL_SQL}'",
+        f"{email} ~ '{_STOCK_EMAIL_SQL}'",
     ]
     if policy.stage == "prod" and policy.test_user_re is not None:
         if policy.test_user_re is not DEFAULT_TEST_USER_RE:

@@ -3,11 +3,16 @@ would run them (no container runtime exists on these machines)."""
 
 from __future__ import annotations
 
+import json
+import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import click
 
 from auth_migration_ops.cli.common import (
+    EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
     PORT,
@@ -21,7 +26,12 @@ from auth_migration_ops.cli.common import (
 
 @click.command(
     short_help="run a template function in-process (sam local invoke)",
-    help="Run a template function in-process with an event file, like `sam local invoke`.",
+    help=(
+        "Run a template function in-process with an event file, like `sam local invoke`. The handler's "
+        "reply is printed on stdout. A handler that raises is a crash: Lambda's error document "
+        "(errorType, errorMessage, stackTrace) on stderr and exit 1; an unknown function or an unreadable "
+        "event is a usage error (exit 2)."
+    ),
 )
 @click.argument("function")
 @click.option("-e", "--event", "event_path", type=Path, required=True, help="event JSON file (see events/)")
@@ -29,27 +39,48 @@ from auth_migration_ops.cli.common import (
 @pass_state
 def invoke(state: CliState, function: str, event_path: Path, aws: bool) -> int:
     """FUNCTION: a logical id or short name, e.g. MigrationControl."""
-    from auth_migration_ops.local.invoke import invoke_function, load_event
+    from auth_migration_ops.local.invoke import error_document, invoke_function, load_event
+    from auth_migration_ops.local.template import resolve_function
 
     try:
         event = load_event(event_path)
     except (OSError, ValueError) as exc:
         error(f"cannot read event {event_path}: {exc}")
         return EXIT_USAGE
+    # The name is checked before anything runs: past this point a KeyError is the function's own
+    # (one once hid a handler's crash as a usage error).
     try:
-        if aws:
-            result = invoke_function(function, event)
-        else:
-            from auth_migration_ops.local.pipeline import LocalPipeline
-
-            settings = state.settings()
-            with LocalPipeline(database_urls(settings), stage=settings.stage) as pipeline:
-                result = pipeline.function(function).invoke(event, env_overrides=pipeline.env)
+        resolve_function(function)
     except KeyError as exc:
         error(str(exc.args[0] if exc.args else exc))
         return EXIT_USAGE
+    request_id = str(uuid.uuid4())
+    # Only the handler's own failure (its import included: a cold start) is a crash; a local stack that
+    # cannot start (moto, settings) is reported by main() as any command's error.
+    if aws:
+        try:
+            result = invoke_function(function, event, aws_request_id=request_id)
+        except Exception as exc:
+            return _crashed(function, error_document(exc, request_id=request_id))
+    else:
+        from auth_migration_ops.local.pipeline import LocalPipeline
+
+        settings = state.settings()
+        with LocalPipeline(database_urls(settings), stage=settings.stage) as pipeline:
+            handler = pipeline.function(function)
+            try:
+                result = handler.invoke(event, env_overrides=pipeline.env, aws_request_id=request_id)
+            except Exception as exc:
+                return _crashed(function, error_document(exc, request_id=request_id))
     print_json(result)
     return EXIT_OK
+
+
+def _crashed(function: str, document: dict[str, Any]) -> int:
+    """A handler that raised, reported as `sam local invoke` shows it: Lambda's error document."""
+    error(f"{function} crashed: {document['errorType']}: {document['errorMessage']}")
+    print(json.dumps(document, indent=2), file=sys.stderr)
+    return EXIT_ERROR
 
 
 @click.group(

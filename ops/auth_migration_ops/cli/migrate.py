@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from auth_migration.settings import Settings
+from auth_migration.targets.supabase import DEFAULT_MAX_REQUESTS_PER_S, MAX_REQUESTS_PER_S
 from auth_migration_ops.cli.common import (
     BATCH_SIZE,
     JSON_HELP,
@@ -48,7 +49,19 @@ def _local_options(command: Any) -> Any:
     help="Plan keyset batches of the source and enqueue them (MigrationControl start).",
 )
 @click.option("--source", type=click.Choice(["supabase", "profiles"]), default="supabase", show_default=True)
-@click.option("--target", type=click.Choice(["better-auth"]), default="better-auth", show_default=True)
+@click.option(
+    "--target",
+    type=click.Choice(["better-auth", "supabase"]),
+    default="better-auth",
+    show_default=True,
+    help="better-auth: its tables by SQL; supabase: GoTrue's admin API (SUPABASE_URL, SUPABASE_SERVICE_KEY)",
+)
+@click.option(
+    "--max-rps",
+    type=click.IntRange(1, MAX_REQUESTS_PER_S),
+    default=None,
+    help=f"supabase target: GoTrue admin calls per second, whole migration [default: {DEFAULT_MAX_REQUESTS_PER_S}]",
+)
 @click.option("--batch-size", type=BATCH_SIZE, default=100, show_default=True, help="users per batch (1-10000)")
 @click.option("--dry-run", is_flag=True, help="decide and report every user's outcome; write nothing to the target")
 @_local_options
@@ -59,11 +72,20 @@ def start(
     target: str,
     batch_size: int,
     dry_run: bool,
+    max_rps: int | None,
     local: bool,
     concurrency: int,
     as_json: bool,
 ) -> int:
-    event = {"action": "start", "source": source, "target": target, "batch_size": batch_size, "dry_run": dry_run}
+    event: dict[str, Any] = {
+        "action": "start",
+        "source": source,
+        "target": target,
+        "batch_size": batch_size,
+        "dry_run": dry_run,
+    }
+    if max_rps is not None:
+        event["max_requests_per_s"] = max_rps
     return _control(state.settings(), event, local=local, concurrency=concurrency, as_json=as_json)
 
 

@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ __all__ = [
     "LocalFunction",
     "LocalLambdaContext",
     "clear_cache",
+    "error_document",
     "invoke_function",
     "load_event",
 ]
@@ -169,11 +171,18 @@ class LocalFunction:
             "AWS_SAM_LOCAL": "true",
         }
 
-    def invoke(self, event: Mapping[str, Any], *, env_overrides: Mapping[str, str] | None = None) -> Any:
+    def invoke(
+        self,
+        event: Mapping[str, Any],
+        *,
+        env_overrides: Mapping[str, str] | None = None,
+        aws_request_id: str | None = None,
+    ) -> Any:
         """Call the handler with a JSON copy of `event`; return its JSON-round-tripped result.
 
         The first call imports the module (a cold start) inside the same environment, so module-level
-        configuration sees the function's variables and `env_overrides`.
+        configuration sees the function's variables and `env_overrides`. `aws_request_id` is the
+        context's request id (a fresh one by default), so a caller can name the invoke in a report.
 
         Raises:
             Whatever the handler raises; TypeError if the result is not JSON-serialisable (Lambda's
@@ -190,6 +199,7 @@ class LocalFunction:
                 memory_limit_in_mb=self.spec.memory_mb,
                 region=self.region,
                 log_stream_name=self._log_stream_name,
+                aws_request_id=aws_request_id,
             )
             started = time.monotonic()
             result = handler(payload, context)
@@ -248,6 +258,7 @@ def invoke_function(
     resource_values: Mapping[str, str] | None = None,
     parameter_overrides: Mapping[str, str] | None = None,
     template_path: Path | None = None,
+    aws_request_id: str | None = None,
 ) -> Any:
     """Invoke template function `name` ("MigrateBatch" or "MigrateBatchFunction") in-process.
 
@@ -272,13 +283,30 @@ def invoke_function(
                 resource_values=resource_values,
             )
             function = _CACHE[key] = LocalFunction(spec)
-    return function.invoke(event, env_overrides=env_overrides)
+    return function.invoke(event, env_overrides=env_overrides, aws_request_id=aws_request_id)
 
 
 def clear_cache() -> None:
     """Forget every warm function, so the next invoke of each is a cold start."""
     with _CACHE_LOCK:
         _CACHE.clear()
+
+
+def error_document(exc: BaseException, *, request_id: str = "") -> dict[str, Any]:
+    """What Lambda's Python runtime (and so `sam local invoke`) answers for a handler that raised:
+    errorMessage, errorType, requestId and stackTrace, the runner's own frames left out as the runtime
+    leaves out its bootstrap's."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    # Everything up to the runner's last frame is the caller's and the runner's; importlib's frozen
+    # frames sit between the runner and a module that failed at import (an init error).
+    start = max((i + 1 for i, frame in enumerate(frames) if frame.filename == __file__), default=0)
+    own = [frame for frame in frames[start:] if not frame.filename.startswith("<frozen ")]
+    return {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "requestId": request_id,
+        "stackTrace": traceback.format_list(own),
+    }
 
 
 def load_event(path: Path) -> dict[str, Any]:

@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_JWT_SECRET",
     "Faults",
     "GoTrueStandIn",
+    "LoggedRequest",
     "decode_jwt",
     "sign_jwt",
 ]
@@ -128,6 +129,9 @@ class Faults:
         rate_limited: answer every request 429 `over_request_rate_limit`.
         down: close every connection without answering (a crashed GoTrue behind a proxy).
         paths: only requests whose path is listed get faults; None means every path.
+        rate_limit_share: share of requests (0..1) answered 429 `over_request_rate_limit`, as GoTrue's
+            limiter does under load (the draw is seeded like fail_rate's).
+        retry_after: the Retry-After header of every 429, in seconds (GoTrue's limiter sends one).
     """
 
     fail_rate: float = 0.0
@@ -136,18 +140,34 @@ class Faults:
     rate_limited: bool = False
     down: bool = False
     paths: frozenset[str] | None = None
+    rate_limit_share: float = 0.0
+    retry_after: str = "1"
 
     def reset(self) -> None:
         """Back to a healthy server."""
         self.fail_rate, self.fail_status, self.delay_s = 0.0, 500, 0.0
         self.rate_limited = self.down = False
         self.paths = None
+        self.rate_limit_share, self.retry_after = 0.0, "1"
 
     def applies_to(self, path: str) -> bool:
         return self.paths is None or path in self.paths
 
 
 # --- errors as GoTrue writes them ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """One request the stand-in answered: when it arrived (time.monotonic()), what, and the status
+    (0 = connection dropped). Tests prove from these what was or was not called, and how fast."""
+
+    at: float
+    method: str
+    path: str
+    status: int
+    #: The `id` of an admin-create body, else None.
+    user_id: str | None = None
 
 
 class _ApiError(Exception):
@@ -268,6 +288,8 @@ class GoTrueStandIn:
         self.faults = Faults()
         #: (method, path, status) of every request answered, in order; status 0 = connection dropped.
         self.calls: list[tuple[str, str, int]] = []
+        #: Every request answered, with its arrival time: the request log tests read.
+        self.request_log: list[LoggedRequest] = []
         #: TCP connections accepted so far (tests of client connection reuse read it).
         self.connections_accepted = 0
         #: Requests received, faulty or not: tests check which system a route never asked.
@@ -387,7 +409,7 @@ class GoTrueStandIn:
             self._stopping.wait(faults.delay_s)
         if faults.down or self._stopping.is_set():
             raise _DropConnection
-        if faults.rate_limited:
+        if faults.rate_limited or (faults.rate_limit_share > 0 and self._draw_failure(faults.rate_limit_share)):
             raise _ApiError(429, "over_request_rate_limit", "Request rate limit reached")
         if faults.fail_rate > 0 and self._draw_failure(faults.fail_rate):
             if faults.fail_status == HTTPStatus.SERVICE_UNAVAILABLE:
@@ -458,7 +480,9 @@ class GoTrueStandIn:
     ) -> dict[str, Any]:
         """Insert the user and its `email` identity in one transaction; a taken email or id is a 422."""
         now = self.clock()
-        app_meta = {**app_metadata, "provider": "email", "providers": ["email"]}
+        # GoTrue sets provider/providers first, then merges the admin's app_metadata over them
+        # (adminUserCreate: user.UpdateAppMetaData), so a migration's "provider" wins.
+        app_meta = {"provider": "email", "providers": ["email"], **app_metadata}
         identity_data = {"sub": user_id, "email": email, "email_verified": confirmed, "phone_verified": False}
         try:
             with conn.transaction():
@@ -775,6 +799,18 @@ def _json_body(body: bytes) -> dict[str, Any]:
     return parsed
 
 
+def _created_id(method: str, path: str, body: bytes) -> str | None:
+    """The `id` an admin create asked for (the request log keeps it: "created exactly once" is provable)."""
+    if method != "POST" or path != "/admin/users":
+        return None
+    try:
+        parsed = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    value = parsed.get("id") if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _handler_for(standin: GoTrueStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "gotrue-standin"
@@ -811,6 +847,8 @@ def _handler_for(standin: GoTrueStandIn) -> type[BaseHTTPRequestHandler]:
             if path.startswith("/auth/v1/"):
                 path = path[len("/auth/v1") :]
             modern = self.headers.get(_API_VERSION_HEADER, "") >= _API_VERSION_2024
+            arrived = time.monotonic()
+            body = b""
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > _MAX_BODY:
@@ -819,6 +857,7 @@ def _handler_for(standin: GoTrueStandIn) -> type[BaseHTTPRequestHandler]:
                 status, payload = standin.handle(method, path, parse_qs(parts.query), self.headers, body)
             except _DropConnection:
                 standin.calls.append((method, path, 0))
+                standin.request_log.append(LoggedRequest(arrived, method, path, 0, _created_id(method, path, body)))
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -835,12 +874,13 @@ def _handler_for(standin: GoTrueStandIn) -> type[BaseHTTPRequestHandler]:
                 status = 500
                 payload = {"code": 500, "error_code": "unexpected_failure", "msg": "Database error querying schema"}
             standin.calls.append((method, path, status))
+            standin.request_log.append(LoggedRequest(arrived, method, path, status, _created_id(method, path, body)))
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             if status == HTTPStatus.TOO_MANY_REQUESTS:
-                self.send_header("Retry-After", "1")
+                self.send_header("Retry-After", standin.faults.retry_after)
             if modern:
                 self.send_header(_API_VERSION_HEADER, _API_VERSION_2024)
             self.end_headers()

@@ -15,9 +15,10 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, SecurityScheme
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from auth_migration.admin.dashboard import register_dashboard
 from auth_migration.admin.models import (
     MigrationReport,
     RolloutChange,
@@ -28,7 +29,15 @@ from auth_migration.admin.models import (
 from auth_migration.admin.service import AdminService, Unsafe
 from auth_migration.exceptions import ConfigError, DatabaseUnavailable, InvalidRequest, NotFound
 from auth_migration.observability import logger, metrics
-from auth_migration.rest import JSON, ErrorReply, error_reply, field_problems, guard_event, json_reply
+from auth_migration.rest import (
+    JSON,
+    MAX_BODY_BYTES,
+    ErrorReply,
+    error_reply,
+    field_problems,
+    guard_event,
+    json_reply,
+)
 from auth_migration.rollout.audit import AuditEntry
 
 __all__ = ["SECURITY_SCHEMES", "build_admin_resolver", "handle_admin_event", "log_audit_failure"]
@@ -47,16 +56,34 @@ _SIGV4: Final[list[dict[str, list[str]]]] = [{"sigv4": []}]
 _TAGS: Final = ["admin"]
 
 
-def _error_doc(description: str) -> OpenAPIResponse:
-    return {"description": description, "content": {JSON: {"model": ErrorReply}}}
+def _error_doc(description: str, headers: dict[str, OpenAPIResponseHeader] | None = None) -> OpenAPIResponse:
+    response: OpenAPIResponse = {"description": description, "content": {JSON: {"model": ErrorReply}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+# What the handlers below and guard_event answer, for docs/openapi.json (API Gateway's own replies, IAM
+# refusals and throttling, are added where the two APIs are merged: auth_migration.openapi).
+_TOO_LARGE: Final = _error_doc(f"Body over {MAX_BODY_BYTES} bytes, `payload_too_large` (any method)")
+_UNAVAILABLE_DOC: Final = _error_doc(
+    "SSM or the state database unreachable, `unavailable`; nothing (more) was written",
+    headers={
+        "Retry-After": {
+            "description": "Seconds to wait; sent when the state database is unreachable (5), not for SSM",
+            "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+        }
+    },
+)
 
 
 class _NoIdentity(Exception):
     pass
 
 
-def build_admin_resolver(service: Callable[[], AdminService]) -> APIGatewayRestResolver:
-    """The resolver with the three routes; `service` is called per request."""
+def build_admin_resolver(service: Callable[[], AdminService], *, stage: str = "dev") -> APIGatewayRestResolver:
+    """The resolver with the rollout and migration routes and the dashboard's; `service` is called per
+    request; `stage` is shown on the dashboard."""
     app = APIGatewayRestResolver(enable_validation=True)
 
     def caller() -> str:
@@ -73,8 +100,9 @@ def build_admin_resolver(service: Callable[[], AdminService]) -> APIGatewayRestR
         security=_SIGV4,
         responses={
             200: {"description": "The rollout", "content": {JSON: {"model": RolloutView}}},
-            403: _error_doc("No IAM identity"),
-            503: _error_doc("SSM or the state database unreachable"),
+            403: _error_doc("No IAM identity in the request, `forbidden`"),
+            413: _TOO_LARGE,
+            503: _UNAVAILABLE_DOC,
         },
     )
     def get_rollout() -> Response[str]:
@@ -98,11 +126,18 @@ def build_admin_resolver(service: Callable[[], AdminService]) -> APIGatewayRestR
                 "description": "Applied (or, for a dry run, planned)",
                 "content": {JSON: {"model": RolloutChangeReply}},
             },
-            400: _error_doc("Invalid body, unknown flag or bad value"),
-            403: _error_doc("No IAM identity"),
-            409: {"description": "Refused by a safety check", "content": {JSON: {"model": RolloutRefusal}}},
-            415: _error_doc("Body is not application/json"),
-            503: _error_doc("SSM or the state database unreachable"),
+            400: _error_doc(
+                "Invalid body (not one JSON object, not exactly one request), unknown flag or bad value, "
+                "`invalid_request`; nothing was written"
+            ),
+            403: _error_doc("No IAM identity in the request, `forbidden`"),
+            409: {
+                "description": "Refused by a safety check (`unsafe`, with the blockers); pass `force` to override",
+                "content": {JSON: {"model": RolloutRefusal}},
+            },
+            413: _TOO_LARGE,
+            415: _error_doc("No Content-Type or not application/json, `unsupported_media_type`"),
+            503: _UNAVAILABLE_DOC,
         },
     )
     def put_rollout(body: Annotated[RolloutChange, Body()]) -> Response[str]:
@@ -124,13 +159,29 @@ def build_admin_resolver(service: Callable[[], AdminService]) -> APIGatewayRestR
         security=_SIGV4,
         responses={
             200: {"description": "The report", "content": {JSON: {"model": MigrationReport}}},
-            400: _error_doc("Malformed migration id"),
-            403: _error_doc("No IAM identity"),
-            404: _error_doc("No such migration"),
-            503: _error_doc("The state database unreachable"),
+            400: _error_doc("Malformed migration id, `invalid_request`"),
+            403: _error_doc("No IAM identity in the request, `forbidden`"),
+            404: _error_doc("No such migration, `not_found`"),
+            413: _TOO_LARGE,
+            503: _UNAVAILABLE_DOC,
         },
     )
-    def get_migration(migration_id: Annotated[str, Path(min_length=1, max_length=100)]) -> Response[str]:
+    def get_migration(
+        migration_id: Annotated[
+            str,
+            Path(
+                min_length=1,
+                max_length=100,
+                description=(
+                    "The id `auth-migrate migrate start` printed (a UUID). At most 100 characters as the function "
+                    "receives it: API Gateway hands path parameters on percent-encoded, so the document names "
+                    "URL-safe characters only; any other id is a 400 or a 404."
+                ),
+                # Documentation only (the handler's checks are min/max length): see the description.
+                json_schema_extra={"pattern": "^[A-Za-z0-9._~-]+$"},
+            ),
+        ],
+    ) -> Response[str]:
         caller()
         return json_reply(200, service().migration(migration_id).model_dump(mode="json"))
 
@@ -175,6 +226,7 @@ def build_admin_resolver(service: Callable[[], AdminService]) -> APIGatewayRestR
     def no_route(_exc: Exception) -> Response[str]:
         return _refused(404, "not_found", "No such route.")
 
+    register_dashboard(app, service, caller, stage=stage)
     return app
 
 

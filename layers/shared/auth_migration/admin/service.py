@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from auth_migration.admin.models import (
     FlagBody,
@@ -20,11 +21,13 @@ from auth_migration.admin.models import (
 )
 from auth_migration.clock import Clock, system_clock
 from auth_migration.connections import Connections
+from auth_migration.dual_write.records import migration_stats
 from auth_migration.engine import EngineContext, migration_report
 from auth_migration.exceptions import AuthMigrationError
 from auth_migration.flags import describe_flags, parse_flags
 from auth_migration.rollout.apply import apply_changes
 from auth_migration.rollout.audit import AuditEntry, record
+from auth_migration.rollout.audit import history as audit_history
 from auth_migration.rollout.auto import decide
 from auth_migration.rollout.checks import phase_blockers, primary_health
 from auth_migration.rollout.figures import canary_figures
@@ -73,7 +76,11 @@ class AdminService:
                 "supabase_primary": supabase.figures(),
                 "auto_rollback": {"would": verdict.action, "reason": verdict.reason},
             }
-            return health, canary_figures(conn, now=now, window=window).as_json(), plan_status(conn, now=now)
+            return (
+                health,
+                canary_figures(conn, now=now, window=window).as_json(),
+                plan_status(conn, now=now, window=window),
+            )
 
         health, canary, plan = self.connections.transact("state", read)
         phase = phase_of(flags.as_parameters())
@@ -160,9 +167,44 @@ class AdminService:
             }
         )
 
+    # --- GET /admin/stats, /admin/migrations, /admin/rollout/history (the dashboard's lists) ---
+
+    def stats(self) -> dict[str, Any]:
+        """The document's MigrationStats: users per system, validated, completion rate, open gaps."""
+        return self.connections.transact("state", lambda conn: migration_stats(conn).as_dict())
+
+    def migrations(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest migrations first, with their progress."""
+
+        def read(conn: psycopg.Connection) -> list[dict[str, Any]]:
+            with conn.cursor(row_factory=dict_row) as cur:
+                return cur.execute(
+                    """SELECT id AS migration_id, status, source, target, dry_run, processed_count, error_count,
+                              batches_done, batches_total, batches_failed, created_at, completed_at
+                       FROM migration_states ORDER BY created_at DESC, id DESC LIMIT %s""",
+                    (limit,),
+                ).fetchall()
+
+        return [_jsonable(row) for row in self.connections.transact("state", read)]
+
+    def history(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest audited flag changes (whitelist values withheld: they are emails)."""
+        rows = self.connections.transact("state", lambda conn: audit_history(conn, limit=limit))
+        shown = []
+        for raw in rows:
+            row = _jsonable(raw)
+            if row["flag"] == "CANARY_WHITELIST":
+                row["old_value"] = row["new_value"] = "(emails withheld)"
+            shown.append(row)
+        return shown
+
     # --- GET /admin/migrations/{id} ---
 
     def migration(self, migration_id: str) -> MigrationReport:
         """Raises InvalidRequest (a malformed id), NotFound."""
         report = migration_report(migration_id, EngineContext(connections=self.connections))
         return MigrationReport.model_validate(report)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}

@@ -16,6 +16,7 @@ from auth_migration.backends.errors import (
     BackendError,
     BadRequest,
     EmailNotConfirmed,
+    InputRefused,
     InvalidCredentials,
     Misconfigured,
     RateLimited,
@@ -50,6 +51,10 @@ BETTER_AUTH_ERRORS: Final[Mapping[str, type[BackendError]]] = {
     "INVALID_ORIGIN": Misconfigured,
     "MISSING_OR_NULL_ORIGIN": Misconfigured,
 }
+#: Sign-in refusals of the request's own fields, answered before any credential check: INVALID_EMAIL (the
+#: handler's z.email() check), VALIDATION_ERROR (the body schema: the only field it can fault in the body we
+#: send is the email), PASSWORD_TOO_LONG (maxPasswordLength, 128 by default).
+_SIGN_IN_INPUT_CODES: Final = frozenset({"INVALID_EMAIL", "VALIDATION_ERROR", "PASSWORD_TOO_LONG"})
 # Both names the session cookie has: plain on http, `__Secure-` prefixed on https.
 _SESSION_COOKIES: Final = ("better-auth.session_token", "__Secure-better-auth.session_token")
 
@@ -204,9 +209,17 @@ class BetterAuthBackend:
 
         Raises:
             InvalidCredentials (unknown user and wrong password alike), EmailNotConfirmed, RateLimited,
-            Unavailable/Timeout (also Better-Auth's empty 500 for a hash it cannot verify), Misconfigured.
+            InputRefused (Better-Auth's rules refuse the address or the password's length: it said nothing
+            about the credentials), Unavailable/Timeout (also Better-Auth's empty 500 for a hash it cannot
+            verify), Misconfigured.
         """
-        return _result(self._post("/sign-in/email", {"email": email, "password": password}, client_ip, timeout))
+        try:
+            response = self._post("/sign-in/email", {"email": email, "password": password}, client_ip, timeout)
+        except (BadRequest, WeakPassword) as exc:
+            if exc.status == httpx.codes.BAD_REQUEST and exc.code in _SIGN_IN_INPUT_CODES:
+                raise InputRefused(BETTER_AUTH, status=exc.status, code=exc.code) from exc
+            raise
+        return _result(response)
 
     def find_user_by_email(self, email: str, *, timeout: float | None = None) -> BackendUser | None:
         """The user with this email, through `user_lookup`.

@@ -15,6 +15,7 @@ __all__ = [
     "BackendError",
     "BadRequest",
     "EmailNotConfirmed",
+    "InputRefused",
     "InvalidCredentials",
     "Misconfigured",
     "RateLimited",
@@ -82,6 +83,14 @@ class BadRequest(BackendError, PermanentError):
     """The system rejected the request as malformed (bad email, bad body): the caller's input."""
 
     kind = "bad_request"
+
+
+class InputRefused(BadRequest):
+    """A sign-in refused by the system's own input rules (the email's syntax, the password's length)
+    before it looked at the credentials: no verdict on who the user is or whether the password is right.
+
+    Its `kind` stays "bad_request": health figures count it as the caller's input, like any refusal.
+    """
 
 
 class UserNotFound(BackendError, PermanentError):

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from auth_migration.backends.errors import (
@@ -48,6 +49,37 @@ _MESSAGES: Final[Mapping[type[BackendError], tuple[int, str, str]]] = {
 }
 _UNAVAILABLE: Final = (503, "unavailable", "The auth service is temporarily unavailable; try again shortly.")
 
+# --- the routes' documentation (docs/openapi.json): every status the code below and guard_event answer ---
+_JSON_ONLY: Final = (
+    "JSON only, by design: a body without `Content-Type: application/json` is refused with 415, "
+    "`text/plain` included. That is a CSRF defence: a browser sends application/json cross-site only after "
+    "a CORS preflight, so a form or a `no-cors` fetch on another site cannot sign anyone up or in."
+)
+_INVALID_BODY: Final = (
+    "Invalid body, `invalid_request`: not UTF-8 JSON, not one JSON object, or a field breaking the schema "
+    "(details: one {field, problem} each, never the value); or an auth system refused the request as malformed"
+)
+_TOO_LARGE: Final = f"Body over {MAX_BODY_BYTES} bytes, `payload_too_large` (checked before the body is parsed)"
+_NOT_JSON: Final = "No Content-Type or not application/json, `unsupported_media_type`: see the description"
+_RATE_LIMITED: Final = "An auth system rate-limited the attempt, `rate_limited`"
+_UNAVAILABLE_DOC: Final = (
+    "No auth system answered in time, or a signup's outcome is unknown (retry later), `unavailable`"
+)
+#: Sent with every 429 and 503 an auth system caused (its own hint, else 1); not with a configuration failure.
+_RETRY_AFTER: Final[dict[str, OpenAPIResponseHeader]] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying (the auth system's hint, rounded up; at least 1)",
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+    }
+}
+
+
+def _refusal(description: str, headers: dict[str, OpenAPIResponseHeader] | None = None) -> OpenAPIResponse:
+    response: OpenAPIResponse = {"description": description, "content": {_JSON: {"model": ErrorReply}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
 
 def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags]) -> APIGatewayRestResolver:
     """The resolver with both routes; `service` and `flags` are called per request (flags: one snapshot)."""
@@ -60,13 +92,16 @@ def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags
     @app.post(
         "/auth/signup",
         summary="Create a user in the system(s) the migration mode names",
+        description=_JSON_ONLY,
         responses={
             200: {"description": "Created", "content": {_JSON: {"model": AuthReply}}},
-            400: {"description": "Invalid body", "content": {_JSON: {"model": ErrorReply}}},
-            409: {"description": "Email already registered", "content": {_JSON: {"model": ErrorReply}}},
-            422: {"description": "Weak password", "content": {_JSON: {"model": ErrorReply}}},
-            429: {"description": "Rate limited", "content": {_JSON: {"model": ErrorReply}}},
-            503: {"description": "No auth system answered", "content": {_JSON: {"model": ErrorReply}}},
+            400: _refusal(_INVALID_BODY),
+            409: _refusal("Email already registered (in either system: no takeover), `user_exists`"),
+            413: _refusal(_TOO_LARGE),
+            415: _refusal(_NOT_JSON),
+            422: _refusal("The password breaks an auth system's policy, `weak_password`"),
+            429: _refusal(_RATE_LIMITED, headers=_RETRY_AFTER),
+            503: _refusal(_UNAVAILABLE_DOC, headers=_RETRY_AFTER),
         },
     )
     def signup(body: Annotated[SignupRequest, Body()]) -> Response[str]:
@@ -78,12 +113,16 @@ def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags
     @app.post(
         "/auth/login",
         summary="Sign in: primary first, the other system on failure; lazy migration on Supabase success",
+        description=_JSON_ONLY,
         responses={
             200: {"description": "Signed in", "content": {_JSON: {"model": AuthReply}}},
-            400: {"description": "Invalid body", "content": {_JSON: {"model": ErrorReply}}},
-            401: {"description": "Invalid email or password", "content": {_JSON: {"model": ErrorReply}}},
-            429: {"description": "Rate limited", "content": {_JSON: {"model": ErrorReply}}},
-            503: {"description": "No auth system answered", "content": {_JSON: {"model": ErrorReply}}},
+            400: _refusal(_INVALID_BODY),
+            401: _refusal("Invalid email or password (unknown user and wrong password alike), `invalid_credentials`"),
+            403: _refusal("The password matched but the email is not confirmed yet, `email_not_confirmed`"),
+            413: _refusal(_TOO_LARGE),
+            415: _refusal(_NOT_JSON),
+            429: _refusal(_RATE_LIMITED, headers=_RETRY_AFTER),
+            503: _refusal(_UNAVAILABLE_DOC, headers=_RETRY_AFTER),
         },
     )
     def login(body: Annotated[LoginRequest, Body()]) -> Response[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, WithJsonSchema
 
 from auth_migration.backends.base import AuthResult
 from auth_migration.dual_write.passwords import BCRYPT_MAX_BYTES, password_fits_bcrypt
@@ -71,8 +71,110 @@ def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+# --- what the OpenAPI document says about the bodies ---------------------------------------------------
+# The patterns and schemas below only annotate the document (json_schema_extra / WithJsonSchema): the
+# validators above and EmailStr stay the one judge, so a schema can never widen or narrow what is accepted.
+
+#: The names email-validator refuses after the @-sign, as the domain or as its last labels (RFC 6761 and
+#: IANA's special-use list, email_validator.SPECIAL_USE_DOMAIN_NAMES in 2.4).
+SPECIAL_USE_DOMAINS: Final = ("arpa", "invalid", "local", "localhost", "onion", "test")
+
+
+def _any_case(word: str) -> str:
+    # JSON Schema patterns have no flags (ECMA-262 without /i): spell each letter in both cases.
+    return "".join(f"[{c.upper()}{c}]" for c in word)
+
+
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The last label ends in a letter (email-validator: an all-numeric or digit-final TLD is not a domain).
+_TLD: Final = r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,61})?[A-Za-z]"
+_SPECIAL: Final = "|".join(_any_case(name) for name in sorted(SPECIAL_USE_DOMAINS, key=len, reverse=True))
+#: The ASCII email grammar the API accepts: a dot-atom local part, then a domain of at least two LDH labels
+#: whose last is not numeric, no label with "--" at its third character (Punycode's mark: IDNA judges those),
+#: and no special-use name at its end. Written for both ECMA-262 and Python `re`.
+EMAIL_PATTERN: Final = (
+    rf"^{_ATEXT}+(?:\.{_ATEXT}+)*@"
+    rf"(?!(?:[^@]*\.)?(?:{_SPECIAL})$)"
+    r"(?!(?:[A-Za-z0-9-]*\.)*[A-Za-z0-9]{2}--)"
+    rf"(?:{_LABEL}\.)+{_TLD}$"
+)
+EMAIL_MAX_LENGTH: Final = 254
+_EMAIL_DESCRIPTION: Final = (
+    "The user's email, compared ignoring case. Judged by email-validator 2.4 (pydantic EmailStr, no DNS "
+    f"look-up); at most {EMAIL_MAX_LENGTH} characters, the part before the @ not limited to RFC 5321's 64 "
+    "(hence no `format: email`). Refused (400): quoted local parts, IP-literal domains, "
+    "a domain without a dot or whose last label is numeric, and special-use or reserved names at the end of "
+    f"the domain ({', '.join('.' + d for d in SPECIAL_USE_DOMAINS)}, e.g. `ada@example.test`; `example.com` "
+    "and other real-looking domains are accepted). The pattern is the ASCII form of that grammar; the API "
+    "also accepts internationalised addresses (UTF-8 local parts, Unicode or xn-- domain labels) that pass "
+    "IDNA, and, like EmailStr, surrounding spaces and a `Name <address>` form (only the address is used)."
+)
+
+#: Whitespace as Python's str.strip() sees it (ECMA-262's \s differs: it lacks U+001C..U+001F and U+0085
+#: but has U+FEFF), so the pattern below says exactly what the blank-password check refuses.
+_PY_SPACE: Final = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK_PATTERN: Final = rf"[^{_PY_SPACE}]"
+
+_NO_NUL: Final = "^[^\\x00]*$"
+
+
+def _metadata_value_schema(level: int) -> dict[str, Any]:
+    """A metadata value at nesting `level`: any JSON without NUL, containers only above the depth limit.
+
+    Spelled out level by level (the depth is bounded, so no recursion is needed); anyOf of one type each,
+    since Event Handler's OpenAPI model takes no list of types.
+    """
+    scalars: list[dict[str, Any]] = [
+        {"type": "string", "pattern": _NO_NUL},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]
+    if level >= _METADATA_MAX_DEPTH:
+        return {"anyOf": scalars}
+    inner = _metadata_value_schema(level + 1)
+    return {
+        "anyOf": [
+            *scalars,
+            {"type": "array", "items": inner},
+            {"type": "object", "propertyNames": {"pattern": _NO_NUL}, "additionalProperties": inner},
+        ]
+    }
+
+
+METADATA_SCHEMA: Final[dict[str, Any]] = {
+    "anyOf": [
+        {"type": "object", "propertyNames": {"pattern": _NO_NUL}, "additionalProperties": _metadata_value_schema(1)},
+        {"type": "null"},
+    ],
+    "default": None,
+    "description": (
+        "Profile fields (name, full_name, ...). Refused (400): more than "
+        f"{METADATA_MAX_BYTES} bytes as UTF-8 JSON (a limit JSON Schema cannot state), containers nested "
+        f"more than {_METADATA_MAX_DEPTH} levels deep, and the NUL character (U+0000) in any key or string: "
+        "Postgres text and jsonb cannot hold it."
+    ),
+}
+
+
+def _email_schema(schema: dict[str, Any]) -> None:
+    # No `format: email`: JSON Schema's email format is RFC 5321's, whose 64-character limit on the local
+    # part email-validator does not apply (strict mode is off), so the format would refuse addresses the
+    # API takes. The pattern states what is enforced instead.
+    schema.pop("format", None)
+    schema["pattern"] = EMAIL_PATTERN
+
+
 # EmailStr (email-validator) checks the syntax without DNS; 254 is the SMTP path limit.
-Email = Annotated[EmailStr, Field(max_length=254, description="The user's email; compared ignoring case.")]
+Email = Annotated[
+    EmailStr,
+    Field(
+        max_length=EMAIL_MAX_LENGTH,
+        description=_EMAIL_DESCRIPTION,
+        json_schema_extra=_email_schema,
+    ),
+]
 
 
 class SignupRequest(BaseModel):
@@ -84,14 +186,20 @@ class SignupRequest(BaseModel):
         Field(
             min_length=PASSWORD_MIN,
             max_length=BCRYPT_MAX_BYTES,
-            description="8 to 72 bytes (bcrypt's limit).",
+            description=(
+                f"At least {PASSWORD_MIN} characters and at most {BCRYPT_MAX_BYTES} bytes in UTF-8 (bcrypt's "
+                "limit; maxLength can only count characters), not all whitespace. Each auth system may refuse "
+                "it as weak (422)."
+            ),
+            json_schema_extra={"pattern": NOT_BLANK_PATTERN},
             repr=False,  # the model's repr reaches DEBUG logs (Event Handler logs route arguments)
         ),
         AfterValidator(_signup_password),
     ]
     metadata: Annotated[
         dict[str, Any] | None,
-        Field(default=None, description="Profile fields (name, full_name, ...); at most 4 KB of JSON."),
+        Field(default=None),
+        WithJsonSchema(METADATA_SCHEMA),
         AfterValidator(_metadata),
     ] = None
 

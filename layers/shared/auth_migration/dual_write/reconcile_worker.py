@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from auth_migration.batch_worker import SqsBatchProcessor
 from auth_migration.dual_write.reconcile import Reconciler, open_gap_ids
 from auth_migration.dual_write.service import RepairQueue
 from auth_migration.exceptions import InvalidRequest
@@ -44,7 +45,8 @@ def handle_reconcile_event(
 ) -> dict[str, Any]:
     """An SQS event (Records) or a scheduled sweep (EventBridge Scheduler/rule, or {"action": "sweep"})."""
     if "Records" in event:
-        processor = BatchProcessor(event_type=EventType.SQS)
+        # A batch whose every record fails is answered, not raised: see SqsBatchProcessor.
+        processor = SqsBatchProcessor(failure_message="gap message failed")
 
         def record_handler(record: SQSRecord) -> dict[str, Any]:
             body = record.json_body

@@ -29,6 +29,7 @@ from auth_migration.backends.better_auth import BetterAuthBackend
 from auth_migration.backends.errors import (
     BackendError,
     EmailNotConfirmed,
+    InputRefused,
     InvalidCredentials,
     Misconfigured,
     Unavailable,
@@ -347,7 +348,10 @@ class AuthService:
         seconds = flags.fallback_timeout_ms / 1000
         primary, secondary = route.primary, route.secondary
         if secondary is None:
-            return AuthOutcome(self._sign_in(primary, email, password, client_ip, seconds), route)
+            try:
+                return AuthOutcome(self._sign_in(primary, email, password, client_ip, seconds), route)
+            except InputRefused as exc:
+                raise _refused_as_invalid(exc) from exc
         # Who holds the user decides. A primary that does not hold them is not asked (one HTTP call saved for
         # every user not yet migrated), and "wrong password" is final only from the holder. The holder is
         # looked up again after a refusal: a rollback may have removed the user in between.
@@ -360,6 +364,11 @@ class AuthService:
                 result = self._sign_in(primary, email, password, client_ip, seconds)
             except EmailNotConfirmed:
                 raise
+            except InputRefused as exc:
+                # The primary's rules refuse the address (or the password's length) whether or not it holds
+                # the user: it cannot sign them in, so this is no verdict. The other system may (a Supabase
+                # user with `tilde~t@` and a Better-Auth of stricter rules); otherwise the plain 401.
+                first_error = _refused_as_invalid(exc)
             except InvalidCredentials as exc:
                 if self._holds(primary, email) is True:
                     raise
@@ -370,6 +379,8 @@ class AuthService:
                 return self._after_login(route, result, email, password)
         try:
             result = self._sign_in(secondary, email, password, client_ip, seconds)
+        except InputRefused as exc:
+            raise _refused_as_invalid(exc) from exc
         except InvalidCredentials:
             raise
         except _FALLBACK_ERRORS as exc:
@@ -541,6 +552,12 @@ class AuthService:
 
     def _in_target(self, fn: Callable[[psycopg.Connection], T]) -> T:
         return self.conns.transact("target", fn)
+
+
+def _refused_as_invalid(exc: InputRefused) -> InvalidCredentials:
+    """A sign-in the system's input rules refused, answered as "invalid email or password": an unknown user
+    with an unusual address gets the same 401 as one with a plain address (no oracle for which exist)."""
+    return InvalidCredentials(exc.system, status=exc.status, code=exc.code, detail="the system refuses the input")
 
 
 def _queueable(gap: Gap) -> dict[str, Any]:

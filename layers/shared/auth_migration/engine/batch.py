@@ -27,6 +27,7 @@ from auth_migration.retry import retry_transient
 from auth_migration.sources import get_source
 from auth_migration.store import is_transient
 from auth_migration.targets import BetterAuthTarget, TargetCapabilities, get_target
+from auth_migration.targets.supabase import SupabaseTarget
 from auth_migration.transforms import resolve_pipeline, transform
 from auth_migration.validation import ValidationPolicy, classify
 
@@ -92,6 +93,28 @@ def process_batch(msg: BatchMessage, ctx: EngineContext, *, receive_count: int =
 
 
 def _run(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
+    if _target_of(msg, ctx) == SupabaseTarget.name:
+        from auth_migration.engine.supabase_batch import run_supabase_batch
+
+        result: BatchResult = run_supabase_batch(msg, ctx)
+        return result
+    return _run_better_auth(msg, ctx)
+
+
+def _target_of(msg: BatchMessage, ctx: EngineContext) -> str:
+    """The migration's target, read once per container (it never changes after start)."""
+    target = ctx.targets.get(msg.migration_id)
+    if target is None:
+        row = ctx.connections.state.execute(
+            "SELECT target FROM migration_states WHERE id = %s", (msg.migration_id,)
+        ).fetchone()
+        if row is None:
+            raise InvalidRequest(f"no migration with id {msg.migration_id!r}")
+        target = ctx.targets[msg.migration_id] = str(row[0])
+    return target
+
+
+def _run_better_auth(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
     conns = ctx.connections
     state = conns.state
     shared = conns.shared_target

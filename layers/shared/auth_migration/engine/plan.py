@@ -19,7 +19,8 @@ from auth_migration.exceptions import ConfigError, InvalidRequest, StateConflict
 from auth_migration.models import BatchMessage
 from auth_migration.sources import SOURCES, UserSource, get_source
 from auth_migration.store import require_schema
-from auth_migration.targets import TARGETS, get_target
+from auth_migration.targets import TARGET_NAMES, SupabaseTarget, get_target
+from auth_migration.targets.supabase import MAX_REQUESTS_PER_S
 from auth_migration.transforms import resolve_pipeline
 from auth_migration.validation import ValidationPolicy
 
@@ -39,12 +40,21 @@ class StartRequest:
     dry_run: bool = False
     batch_size: int = 100
     transforms: Sequence[str] | None = None
+    #: The supabase target's client-side cap on GoTrue admin calls (requests/s), for the whole
+    #: migration; None: targets.supabase.DEFAULT_MAX_REQUESTS_PER_S. Kept in the migration's options.
+    max_requests_per_s: int | None = None
 
     def validate(self) -> None:
         if self.source not in SOURCES:
             raise InvalidRequest(f"unknown source {self.source!r}; known: {', '.join(sorted(SOURCES))}")
-        if self.target not in TARGETS:
-            raise InvalidRequest(f"unknown target {self.target!r}; known: {', '.join(sorted(TARGETS))}")
+        if self.target not in TARGET_NAMES:
+            raise InvalidRequest(f"unknown target {self.target!r}; known: {', '.join(sorted(TARGET_NAMES))}")
+        if self.max_requests_per_s is not None:
+            if self.target != SupabaseTarget.name:
+                raise InvalidRequest("max_requests_per_s applies to the supabase target only")
+            rate = self.max_requests_per_s
+            if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= MAX_REQUESTS_PER_S:
+                raise InvalidRequest(f"max_requests_per_s must be an integer between 1 and {MAX_REQUESTS_PER_S}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
             raise InvalidRequest("batch_size must be an integer")
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
@@ -69,7 +79,10 @@ def start_migration(request: StartRequest, ctx: EngineContext) -> PlanResult:
     require_schema(conns.state)
     source = get_source(request.source)
     source.check(conns.source)
-    get_target(request.target).check(conns.target)
+    if request.target == SupabaseTarget.name:
+        _check_gotrue(ctx, request)
+    else:
+        get_target(request.target).check(conns.target)
     if ctx.queue is None:
         raise ConfigError("no batch queue configured (MIGRATION_QUEUE_URL)")
 
@@ -80,6 +93,8 @@ def start_migration(request: StartRequest, ctx: EngineContext) -> PlanResult:
     options: dict[str, Any] = {}
     if request.transforms is not None:
         options["transforms"] = list(request.transforms)
+    if request.max_requests_per_s is not None:
+        options["max_requests_per_s"] = request.max_requests_per_s
     with conns.state.transaction():
         conns.state.execute(
             """INSERT INTO migration_states (id, status, source, target, dry_run, batch_size, options, as_of)
@@ -99,6 +114,21 @@ def start_migration(request: StartRequest, ctx: EngineContext) -> PlanResult:
     enqueued = _enqueue(ctx, migration_id)
     status = load_migration(conns.state, migration_id).status
     return PlanResult(migration_id, status, planned, enqueued, conflicts)
+
+
+def _check_gotrue(ctx: EngineContext, request: StartRequest) -> None:
+    """The supabase target: a client is configured and GoTrue takes its service key (one admin GET)."""
+    from auth_migration.engine.supabase_batch import rate_of
+
+    if ctx.gotrue is None:
+        raise ConfigError("the supabase target needs SUPABASE_URL and SUPABASE_SERVICE_KEY (GoTrue's admin API)")
+    rate = rate_of({"max_requests_per_s": request.max_requests_per_s})
+    try:
+        ctx.gotrue.check(rate)
+    except Exception as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"GoTrue's admin API at {ctx.gotrue.base_url} is not usable: {exc}") from exc
 
 
 def resume_migration(migration_id: str, ctx: EngineContext) -> PlanResult:

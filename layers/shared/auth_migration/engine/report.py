@@ -10,6 +10,9 @@ from auth_migration.engine.context import EngineContext
 from auth_migration.engine.state import validate_migration_id
 from auth_migration.exceptions import NotFound
 from auth_migration.store import require_schema
+from auth_migration.targets.supabase import NEEDS_PASSWORD_RESET, SupabaseTarget
+
+_LISTED = 100
 
 
 def migration_report(migration_id: str, ctx: EngineContext, *, top_errors: int = 20) -> dict[str, Any]:
@@ -52,4 +55,17 @@ def migration_report(migration_id: str, ctx: EngineContext, *, top_errors: int =
     report["errors_by_code"] = errors
     report["elapsed_s"] = round(elapsed, 3)
     report["users_per_s"] = round(row["processed_count"] / elapsed, 1) if elapsed > 0 else None
+    if row["target"] == SupabaseTarget.name:
+        report["needs_password_reset"] = _needs_password_reset(ctx, migration_id)
     return report
+
+
+def _needs_password_reset(ctx: EngineContext, migration_id: str) -> dict[str, Any]:
+    """Users the supabase target created without a password (none, or a hash GoTrue cannot take): they
+    sign in after a password reset or a magic link. A count and the first ids (migrated_users.flags)."""
+    rows = ctx.connections.state.execute(
+        """SELECT original_id, count(*) OVER () FROM migrated_users
+           WHERE migration_id = %s AND %s = ANY(flags) ORDER BY original_id LIMIT %s""",
+        (migration_id, NEEDS_PASSWORD_RESET, _LISTED),
+    ).fetchall()
+    return {"count": int(rows[0][1]) if rows else 0, "user_ids": [r[0] for r in rows]}

@@ -10,6 +10,7 @@ from auth_migration.engine.context import EngineContext
 from auth_migration.engine.state import load_migration
 from auth_migration.store import require_schema
 from auth_migration.targets import BetterAuthTarget, get_target
+from auth_migration.targets.supabase import SupabaseTarget
 
 _CHUNK = 1000
 
@@ -32,7 +33,6 @@ def rollback_migration(migration_id: str, ctx: EngineContext) -> RollbackResult:
     state = conns.state
     require_schema(state)
     migration = load_migration(state, migration_id)
-    target = get_target(migration.target)
     with state.transaction():
         state.execute(
             "UPDATE migration_states SET status = 'rolling_back', updated_at = now() WHERE id = %s", (migration_id,)
@@ -43,6 +43,12 @@ def rollback_migration(migration_id: str, ctx: EngineContext) -> RollbackResult:
         state.execute("SELECT 1 FROM migration_batches WHERE migration_id = %s FOR UPDATE", (migration_id,))
 
     result = RollbackResult(migration_id, "rolling_back")
+    if migration.target == SupabaseTarget.name:
+        from auth_migration.engine.supabase_batch import rollback_supabase
+
+        result.users_deleted, result.tracking_rows_deleted = rollback_supabase(ctx, migration_id, migration.options)
+        return _rolled_back(state, result)
+    target = get_target(migration.target)
     shared = conns.shared_target
     result.users_deleted += _converge_intents(ctx, migration_id, target)
     while True:
@@ -66,6 +72,11 @@ def rollback_migration(migration_id: str, ctx: EngineContext) -> RollbackResult:
                 result.users_deleted += target.delete(conns.target, created)
             with state.transaction():
                 result.tracking_rows_deleted += _forget(state, migration_id, originals)
+    return _rolled_back(state, result)
+
+
+def _rolled_back(state: psycopg.Connection, result: RollbackResult) -> RollbackResult:
+    migration_id = result.migration_id
     with state.transaction():
         state.execute(
             """UPDATE migration_states SET status = 'rolled_back', updated_at = now(), completed_at = now()

@@ -9,6 +9,7 @@ from typing import Any, Final
 import psycopg
 
 from auth_migration.flags import Flags
+from auth_migration.validation import EMAIL_REFUSED_BY_SIGN_IN, SignInEmailRule
 
 __all__ = [
     "SYSTEM_FAILURE_SQL",
@@ -97,12 +98,20 @@ def primary_health(
     return Health(int(row[0]), int(row[1]), int(row[2]))
 
 
-def phase_blockers(conn: psycopg.Connection, phase: int, flags: Flags, *, now: datetime) -> list[Blocker]:
+def phase_blockers(
+    conn: psycopg.Connection,
+    phase: int,
+    flags: Flags,
+    *,
+    now: datetime,
+    sign_in_email_rule: SignInEmailRule = SignInEmailRule.SHIPPED,
+) -> list[Blocker]:
     """Why moving to `phase` now would be unsafe; empty when nothing stands in the way.
 
     Phase 3 and 4 put everyone on Better-Auth first: its primary traffic so far must be healthy.
     Phase 4 stops writing Supabase: every user must be in Better-Auth (a finished bulk migration, no
-    open dual-write gap) or they are stranded.
+    open dual-write gap) or they are stranded, and Better-Auth's sign-in (`sign_in_email_rule`, the
+    config we ship by default) must accept their email, or they are locked out with no fallback.
     """
     blockers: list[Blocker] = []
     if phase == 4:
@@ -128,6 +137,8 @@ def phase_blockers(conn: psycopg.Connection, phase: int, flags: Flags, *, now: d
                     {"open_gaps": gaps},
                 )
             )
+    if phase == 4:
+        blockers.extend(_refused_email_blockers(conn, sign_in_email_rule))
     if phase in (3, 4):
         health = primary_health(conn, "better_auth", now=now)
         if health.judged >= flags.rollback_min_sample and health.error_rate > flags.rollback_max_error_rate:
@@ -139,3 +150,30 @@ def phase_blockers(conn: psycopg.Connection, phase: int, flags: Flags, *, now: d
                 )
             )
     return blockers
+
+
+def _refused_email_blockers(conn: psycopg.Connection, rule: SignInEmailRule) -> list[Blocker]:
+    """Users we created or migrated (migrated_users: bulk, lazy, dual-write) whose email the sign-in rule
+    refuses, and the latest bulk migration's users it left behind for that reason and nobody migrated
+    since. Both would be locked out once Supabase no longer answers for them."""
+    refused, params = rule.refuses_sql("m.email")
+    row = conn.execute(
+        f"""SELECT (SELECT count(*) FROM migrated_users m WHERE {refused}),
+                   (SELECT count(*) FROM migration_errors e
+                     WHERE e.error_code = %(code)s
+                       AND e.migration_id = (SELECT id FROM migration_states
+                                              WHERE NOT dry_run AND status <> 'rolled_back'
+                                              ORDER BY created_at DESC LIMIT 1)
+                       AND NOT EXISTS (SELECT 1 FROM migrated_users t WHERE t.original_id = e.user_id))""",
+        {**params, "code": EMAIL_REFUSED_BY_SIGN_IN},
+    ).fetchone()
+    in_target, left_behind = (int(row[0]), int(row[1])) if row else (0, 0)
+    if not in_target and not left_behind:
+        return []
+    return [
+        Blocker(
+            f"{in_target + left_behind} user(s) have an email Better-Auth's sign-in ({rule} rule) refuses: "
+            "they could not sign in once Supabase stops answering (docs/BETTER_AUTH.md section 2a)",
+            {"in_better_auth": in_target, "not_migrated": left_behind, "email_rule": str(rule)},
+        )
+    ]

@@ -367,3 +367,58 @@ def test_stop_returns_promptly_while_a_request_sleeps_in_a_delay(
     standin.stop()
 
     assert time.monotonic() - started < 2
+
+
+# --- what the supabase migration target needs ---
+
+
+def test_admin_create_merges_the_callers_app_metadata_over_gotrues_provider(gotrue: GoTrueStandIn) -> None:
+    user_id = str(uuid.uuid4())
+    response = httpx.post(
+        f"{gotrue.url}/admin/users",
+        json={"id": user_id, "email": "merge@example.org", "app_metadata": {"provider": "migration", "x": 1}},
+        headers=_admin(gotrue),
+    )
+
+    assert response.status_code == 200
+    # adminUserCreate sets provider/providers, then user.UpdateAppMetaData(params.AppMetaData) over them.
+    assert response.json()["app_metadata"] == {"provider": "migration", "providers": ["email"], "x": 1}
+
+
+def test_admin_delete_then_get_and_delete_again_are_404_user_not_found(gotrue: GoTrueStandIn) -> None:
+    user_id = str(uuid.uuid4())
+    httpx.post(f"{gotrue.url}/admin/users", json={"id": user_id, "email": "gone@example.org"}, headers=_admin(gotrue))
+
+    assert httpx.delete(f"{gotrue.url}/admin/users/{user_id}", headers=_admin(gotrue)).status_code == 200
+    assert _error(httpx.get(f"{gotrue.url}/admin/users/{user_id}", headers=_admin(gotrue)))[:2] == (
+        404,
+        "user_not_found",
+    )
+    assert _error(httpx.delete(f"{gotrue.url}/admin/users/{user_id}", headers=_admin(gotrue)))[:2] == (
+        404,
+        "user_not_found",
+    )
+
+
+def test_rate_limit_share_answers_about_that_share_429_with_the_chosen_retry_after(gotrue: GoTrueStandIn) -> None:
+    gotrue.faults.rate_limit_share = 0.3
+    gotrue.faults.retry_after = "2"
+    with httpx.Client() as client:
+        replies = [client.get(f"{gotrue.url}/health") for _ in range(200)]
+
+    limited = [r for r in replies if r.status_code == 429]
+    assert 30 <= len(limited) <= 90
+    assert {r.headers["Retry-After"] for r in limited} == {"2"}
+    assert {r.json()["error_code"] for r in limited} == {"over_request_rate_limit"}
+
+
+def test_request_log_records_time_method_path_status_and_created_id(gotrue: GoTrueStandIn) -> None:
+    user_id = str(uuid.uuid4())
+    before = time.monotonic()
+    httpx.post(f"{gotrue.url}/admin/users", json={"id": user_id, "email": "log@example.org"}, headers=_admin(gotrue))
+    httpx.get(f"{gotrue.url}/auth/v1/admin/users/{user_id}", headers=_admin(gotrue))
+
+    first, second = gotrue.request_log[-2:]
+    assert (first.method, first.path, first.status, first.user_id) == ("POST", "/admin/users", 200, user_id)
+    assert (second.method, second.path, second.status, second.user_id) == ("GET", f"/admin/users/{user_id}", 200, None)
+    assert before <= first.at <= second.at <= time.monotonic()

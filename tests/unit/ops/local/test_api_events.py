@@ -115,8 +115,12 @@ def test_the_real_templates_admin_routes_need_iam_and_the_auth_routes_do_not() -
 
     found = {(r.method, r.path): r.authorizer for r in routes_from_template(load_template())}
     assert found == {
+        ("GET", "/admin/dashboard"): "AWS_IAM",
+        ("GET", "/admin/migrations"): "AWS_IAM",
         ("GET", "/admin/migrations/{migration_id}"): "AWS_IAM",
         ("GET", "/admin/rollout"): "AWS_IAM",
+        ("GET", "/admin/rollout/history"): "AWS_IAM",
+        ("GET", "/admin/stats"): "AWS_IAM",
         ("PUT", "/admin/rollout"): "AWS_IAM",
         ("POST", "/auth/login"): None,
         ("POST", "/auth/signup"): None,
