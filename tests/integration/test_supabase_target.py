@@ -10,25 +10,33 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
+from auth_migration.connections import Connections
 from auth_migration.engine import EngineContext, migration_report, process_batch, rollback_migration
 from auth_migration.engine.plan import StartRequest, start_migration
 from auth_migration.models import BatchMessage
 from auth_migration.targets.supabase import GoTrueAdmin
-from auth_migration_ops.datakit.supabase_data import Manifest, generate_profiles
+from auth_migration_ops.datakit.supabase_data import (
+    Manifest,
+    create_supabase_schema,
+    generate_profiles,
+    generate_supabase_users,
+)
 from auth_migration_ops.standins.gotrue import GoTrueStandIn, LoggedRequest
 from tests.integration.plugins.engine import InlineEngine
 from tests.integration.test_engine import scalar
-from tests.reference_time import REFERENCE_TIME
+from tests.reference_time import REFERENCE_CLOCK, REFERENCE_TIME
 
 WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 
@@ -201,6 +209,40 @@ def test_rate_limited_gotrue_completes_with_zero_errors_under_the_cap(setup: Set
     assert set(created.values()) == {1} and len(created) == len(setup.gotrue_users())
 
 
+def test_two_containers_running_one_migration_share_its_cap(setup: Setup) -> None:
+    """MigrateBatch runs several containers at once: the cap is the migration's, not each container's
+    (two containers with a cap of their own each would send about twice the cap)."""
+    with psycopg.connect(setup.url) as conn:
+        conn.execute(r"DELETE FROM public.profiles WHERE email IS NULL OR email !~ '^[^@ ]+@[^@ ]+\.[a-z]{2,}$'")
+    cap = 30
+    containers = [setup.context(), setup.context()]
+    migration_id = setup.start(containers[0], batch_size=5, max_requests_per_s=cap)
+    queue, lock = setup.engine.queue, threading.Lock()
+
+    def drain(ctx: EngineContext) -> None:
+        while True:
+            with lock:
+                if not queue.messages:
+                    return
+                msg = queue.messages.pop(0)
+            process_batch(msg, ctx)
+
+    threads = [threading.Thread(target=drain, args=(ctx,)) for ctx in containers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    report = migration_report(migration_id, containers[0])
+    assert report["status"] == "completed" and report["error_count"] == 0
+    assert all(getattr(ctx.limiters[migration_id], "blocks", 0) > 0 for ctx in containers)  # both took part
+    times = sorted(r.at for r in setup.gotrue.request_log if r.path.startswith("/admin/users"))
+    worst = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
+    assert worst <= cap + 1
+    # And the cap is used, not divided: about one second per `cap` requests (generous for a busy machine).
+    assert times[-1] - times[0] <= len(times) / cap * 2 + 1
+
+
 def test_rollback_removes_exactly_this_migrations_users_and_survives_twice(setup: Setup) -> None:
     adoptable = setup.manifest.ids_by_case["normal"][20]
     with psycopg.connect(setup.url) as conn:
@@ -238,14 +280,23 @@ def test_dry_run_writes_nothing_and_predicts_the_real_run(setup: Setup) -> None:
     ctx = setup.context()
     dry_id = setup.start(ctx, batch_size=20, dry_run=True)
     setup.engine.drain(ctx)
-    predicted = migration_report(dry_id, ctx)["outcomes"]
+    dry = migration_report(dry_id, ctx)
+    predicted = dry["outcomes"]
     assert writes(setup.gotrue.request_log) == []
     assert len(setup.gotrue_users()) == 1
 
     real_id = setup.start(ctx, batch_size=20)
     setup.engine.drain(ctx)
-    assert migration_report(real_id, ctx)["outcomes"] == predicted
+    real = migration_report(real_id, ctx)
+    assert real["outcomes"] == predicted
     assert predicted["conflict:email_taken_in_target"] == 1
+    # Who will need a reset or a magic link is known before anything is written (the victim among them
+    # is a conflict: it is not created at all).
+    no_password = sorted(set(setup.no_hash) - {victim})
+    assert dry["needs_password_reset"] == {"count": len(no_password), "user_ids": [], "predicted": True}
+    assert real["needs_password_reset"]["count"] == len(no_password)
+    assert sorted(real["needs_password_reset"]["user_ids"]) == no_password
+    assert dry["flags"] == real["flags"] and dry["flags"]["needs_password_reset"] == len(no_password)
 
 
 # --- a real SIGKILL between GoTrue's create and the tracking commit ---------------------------------
@@ -398,3 +449,65 @@ def test_profiles_reach_gotrue_through_the_sqs_path(
         ).fetchall()
     assert {r[0] for r in rows} == expected
     assert all(r[1] for r in rows) and {r[2] for r in rows} == {started["migration_id"]}
+
+
+def test_supabase_users_keep_their_running_bans_and_status_rows_in_the_target(
+    migration_db: str,
+    make_database: Callable[[], str],
+    make_inline_engine: Callable[..., InlineEngine],
+    start_gotrue: Callable[..., GoTrueStandIn],
+) -> None:
+    """Supabase -> Supabase (one project into another): a ban still running at the migration's as_of is
+    carried as ban_duration, so the user stays banned exactly as long; user_migration_status says where
+    every user stands, and a rollback says it back."""
+    source_url = make_database()
+    create_supabase_schema(source_url)
+    manifest = generate_supabase_users(source_url, 60, seed=77, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
+    banned = manifest.ids_by_case["banned"]
+    gotrue = start_gotrue(migration_db, seed=5, clock=REFERENCE_CLOCK)
+    engine = make_inline_engine(migration_db)
+    conns = Connections(migration_db, source_url, migration_db)
+    ctx = EngineContext(connections=conns, queue=engine.queue, retry_base_s=0.01, clock=REFERENCE_CLOCK)
+    ctx.gotrue = GoTrueAdmin(f"{gotrue.url}/auth/v1", gotrue.service_key, retry_base_s=0.01)
+    engine.contexts.append(ctx)
+
+    migration_id = start_migration(StartRequest(source="supabase", target="supabase", batch_size=20), ctx).migration_id
+    engine.drain(ctx)
+    report = migration_report(migration_id, ctx)
+
+    assert "skipped:banned" not in report["outcomes"]
+    with psycopg.connect(source_url) as conn:
+        source_bans = dict(
+            conn.execute(
+                "SELECT id::text, banned_until FROM auth.users WHERE id = ANY(%s::uuid[])", (banned,)
+            ).fetchall()
+        )
+    with psycopg.connect(migration_db) as conn:
+        target_bans = dict(
+            conn.execute(
+                "SELECT id::text, banned_until FROM auth.users WHERE id = ANY(%s::uuid[])", (banned,)
+            ).fetchall()
+        )
+        status = dict(
+            conn.execute(
+                "SELECT state || ':' || supabase_migrated || ':' || better_auth_migrated, count(*)"
+                " FROM user_migration_status WHERE migration_id = %s GROUP BY 1",
+                (migration_id,),
+            ).fetchall()
+        )
+    running = {i for i, until in source_bans.items() if until is not None and until > REFERENCE_TIME}
+    assert running, "the generated data has bans still running at the reference time"
+    for user_id in running:
+        # Whole seconds, rounded up: never a second early.
+        assert timedelta(0) <= target_bans[user_id] - source_bans[user_id] < timedelta(seconds=1)
+    tracked = scalar(migration_db, "SELECT count(*) FROM migrated_users WHERE migration_id = %s", migration_id)
+    assert status == {"migrated_bulk:true:false": tracked}
+
+    rollback_migration(migration_id, ctx)
+    after = scalar(
+        migration_db,
+        "SELECT count(*) FROM user_migration_status WHERE migration_id = %s AND state = 'rolled_back'"
+        " AND NOT supabase_migrated",
+        migration_id,
+    )
+    assert after == tracked

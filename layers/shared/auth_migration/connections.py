@@ -24,6 +24,7 @@ class Connections:
     def __init__(self, state_url: str, source_url: str, target_url: str) -> None:
         self.urls = {"state": state_url, "source": source_url, "target": target_url}
         self._open: dict[str, psycopg.Connection] = {}
+        self._side: dict[str, psycopg.Connection] = {}
         #: True when target and state are one database: per-user atomicity by a single transaction.
         self.shared_target = _same(state_url, target_url)
         #: True when source and state are one database: a batch's read can tell who is already migrated.
@@ -59,6 +60,17 @@ class Connections:
         with the shared connection's work. The caller closes it."""
         return connect(self.urls[role], autocommit=True, application_name=f"auth-migration-{role}-extra")
 
+    def side(self, role: str) -> psycopg.Connection:
+        """A second connection to that role's database (autocommit), kept like the shared ones, for
+        statements that must commit while the shared connection is inside a transaction (the shared
+        request cap of the supabase target). Closed by reset()/close()."""
+        mine = self._side.get(role)
+        if mine is None or mine.closed:
+            mine = self._side[role] = connect(
+                self.urls[role], autocommit=True, application_name=f"auth-migration-{role}-side"
+            )
+        return mine
+
     def transact(self, role: str, fn: Callable[[psycopg.Connection], T]) -> T:
         """Run `fn` in one transaction on `role`'s connection, reconnecting once after a dropped connection
         (a warm container's connection may have been closed by the server or a proxy while frozen)."""
@@ -75,10 +87,11 @@ class Connections:
 
     def reset(self) -> None:
         """Close everything (after a connection-level error); the next use reconnects."""
-        for conn in {id(c): c for c in self._open.values()}.values():
+        for conn in {id(c): c for c in [*self._open.values(), *self._side.values()]}.values():
             with contextlib.suppress(psycopg.Error):
                 conn.close()
         self._open.clear()
+        self._side.clear()
 
     close = reset
 

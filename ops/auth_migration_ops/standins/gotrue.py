@@ -22,13 +22,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
@@ -36,6 +36,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
 
 from auth_migration.clock import Clock, system_clock
 from auth_migration_ops.datakit.supabase_data import create_supabase_schema
@@ -229,6 +230,8 @@ def _user_json(row: Mapping[str, Any], identities: Sequence[Mapping[str, Any]]) 
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
         "is_anonymous": bool(row["is_anonymous"]),
+        # models.User: `banned_until,omitempty`.
+        **({"banned_until": _iso(row["banned_until"])} if row["banned_until"] is not None else {}),
     }
 
 
@@ -305,6 +308,7 @@ class GoTrueStandIn:
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._pool: ConnectionPool[Any] | None = None
 
     # --- lifecycle ---
 
@@ -329,6 +333,14 @@ class GoTrueStandIn:
         if self.create_schema:
             create_supabase_schema(self.database_url)
         self._stopping.clear()
+        self._pool = ConnectionPool(
+            self.database_url,
+            kwargs={"row_factory": dict_row},
+            min_size=1,
+            max_size=32,
+            name="gotrue-standin",
+            open=True,
+        )
         server = QuietThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         # Request threads may be sleeping in an injected delay: they must not keep the process alive.
         server.daemon_threads = True
@@ -350,6 +362,9 @@ class GoTrueStandIn:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close(timeout=5)
 
     def __enter__(self) -> GoTrueStandIn:
         return self.start()
@@ -422,8 +437,17 @@ class GoTrueStandIn:
 
     # --- data access ---
 
-    def _connect(self) -> psycopg.Connection[dict[str, Any]]:
-        return psycopg.connect(self.database_url, row_factory=dict_row)
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A connection from the pool while serving (one transaction, committed on success), else a
+        connection of its own."""
+        pool = self._pool
+        if pool is None:
+            with psycopg.connect(self.database_url, row_factory=dict_row) as conn:
+                yield conn
+            return
+        with pool.connection() as conn:
+            yield cast("psycopg.Connection[dict[str, Any]]", conn)
 
     def _load_user(self, conn: psycopg.Connection[dict[str, Any]], where: str, value: Any) -> dict[str, Any] | None:
         row = conn.execute(
@@ -477,8 +501,11 @@ class GoTrueStandIn:
         app_metadata: Mapping[str, Any],
         duplicate_code: str,
         duplicate_message: str,
+        duplicate_status: int = 422,
+        banned_until: datetime | None = None,
     ) -> dict[str, Any]:
-        """Insert the user and its `email` identity in one transaction; a taken email or id is a 422."""
+        """Insert the user and its `email` identity in one transaction; a taken email or id is answered
+        `duplicate_status` (admin create: GoTrue's 500, its tx.Create failing inside the transaction)."""
         now = self.clock()
         # GoTrue sets provider/providers first, then merges the admin's app_metadata over them
         # (adminUserCreate: user.UpdateAppMetaData), so a migration's "provider" wins.
@@ -490,9 +517,10 @@ class GoTrueStandIn:
                     "INSERT INTO auth.users (instance_id, id, aud, role, email, encrypted_password,"
                     " email_confirmed_at, raw_app_meta_data, raw_user_meta_data, is_super_admin, created_at,"
                     " updated_at, confirmation_token, recovery_token, email_change_token_new, email_change,"
-                    " email_change_token_current, reauthentication_token, phone_change, phone_change_token)"
+                    " email_change_token_current, reauthentication_token, phone_change, phone_change_token,"
+                    " banned_until)"
                     " VALUES (%s, %s, 'authenticated', 'authenticated', %s, %s, %s, %s, %s, false, %s, %s,"
-                    " '', '', '', '', '', '', '', '')",
+                    " '', '', '', '', '', '', '', '', %s)",
                     (
                         _INSTANCE_ID,
                         user_id,
@@ -503,6 +531,7 @@ class GoTrueStandIn:
                         Jsonb(dict(user_metadata)),
                         now,
                         now,
+                        banned_until,
                     ),
                 )
                 conn.execute(
@@ -512,7 +541,7 @@ class GoTrueStandIn:
                 )
         except pg_errors.UniqueViolation as exc:
             # A concurrent signup with the same email (or a reused id) loses the race on the index.
-            raise _ApiError(422, duplicate_code, duplicate_message) from exc
+            raise _ApiError(duplicate_status, duplicate_code, duplicate_message) from exc
         user = self._user_by_id(conn, user_id)
         if user is None:  # pragma: no cover - just inserted in this connection
             raise _ApiError(500, "unexpected_failure", "Database error saving new user")
@@ -654,9 +683,9 @@ class GoTrueStandIn:
             if password is not None and password_hash:
                 raise _ApiError(400, "validation_failed", "Only a password or a password hash should be provided")
             if password_hash:
-                if not isinstance(password_hash, str) or not _BCRYPT_HASH_RE.match(password_hash):
-                    # GoTrue also takes argon2 / firebase-scrypt; this stand-in checks only bcrypt.
-                    raise _ApiError(400, "validation_failed", "Unsupported password hash format")
+                if not isinstance(password_hash, str) or not _hash_parses(password_hash):
+                    # models.NewUserWithPasswordHash failed: adminUserCreate answers a plain 500.
+                    raise _ApiError(500, "unexpected_failure", "Error creating user")
                 encrypted = password_hash
             else:
                 if password is None or password == "":
@@ -669,8 +698,7 @@ class GoTrueStandIn:
             app_metadata = params.get("app_metadata") or {}
             if not isinstance(user_metadata, dict) or not isinstance(app_metadata, dict):
                 raise _ApiError(400, "bad_json", "Could not parse request body as JSON: metadata must be objects")
-            if self._user_by_id(conn, user_id) is not None:
-                raise _ApiError(422, "user_already_exists", "User already registered")
+            banned_until = self._ban_until(params.get("ban_duration"))
             user = self._insert_user(
                 conn,
                 user_id=user_id,
@@ -679,10 +707,22 @@ class GoTrueStandIn:
                 confirmed=bool(params.get("email_confirm")),
                 user_metadata=user_metadata,
                 app_metadata=app_metadata,
-                duplicate_code="email_exists",
-                duplicate_message="A user with this email address has already been registered",
+                # A taken id (or an email taken in between) fails tx.Create: GoTrue's 500.
+                duplicate_code="unexpected_failure",
+                duplicate_message="Database error creating new user",
+                duplicate_status=500,
+                banned_until=banned_until,
             )
         return 200, _public(user)
+
+    def _ban_until(self, value: Any) -> datetime | None:
+        """adminUserCreate's ban_duration: a Go duration from now, or "none" (no ban)."""
+        if value is None or value in {"", "none"}:
+            return None
+        seconds = _go_duration_s(value)
+        if seconds is None:
+            raise _ApiError(400, "validation_failed", f"invalid format for ban duration: {value!r}")
+        return self.clock() + timedelta(seconds=seconds) if seconds > 0 else None
 
     def _admin_list(self, headers: Any, query: Mapping[str, list[str]]) -> tuple[int, Any]:
         self._require_admin(headers)
@@ -769,6 +809,36 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_GO_DURATION_RE: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS_S: Final = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_ARGON2_RE: Final = re.compile(r"^\$argon2(id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
+_FBSCRYPT_RE: Final = re.compile(
+    r"^\$fbscrypt\$v=1,n=\d+,r=\d+,p=\d+(,ss=[A-Za-z0-9+/=]+)?(,sk=[A-Za-z0-9+/=]+)?\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$"
+)
+
+
+def _go_duration_s(value: Any) -> float | None:
+    """Go's time.ParseDuration (unsigned): "1h30m", "3600s", "1.5h"; None where Go would refuse it."""
+    if not isinstance(value, str) or not value:
+        return None
+    if value == "0":
+        return 0.0
+    parts = _GO_DURATION_RE.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    return sum(float(n) * _GO_UNITS_S[u] for n, u in parts)
+
+
+def _hash_parses(value: str) -> bool:
+    """What models.NewUserWithPasswordHash accepts: argon2 and Firebase scrypt by their prefix and shape,
+    anything else as bcrypt (bcrypt.Cost)."""
+    if value.startswith("$argon2"):
+        return bool(_ARGON2_RE.match(value))
+    if value.startswith("$fbscrypt$"):
+        return bool(_FBSCRYPT_RE.match(value))
+    return bool(_BCRYPT_HASH_RE.match(value))
 
 
 def _admin_user_id(value: Any) -> str:

@@ -153,3 +153,7 @@ class MigrationReport(BaseModel):
     completed_at: str | None
     elapsed_s: float
     users_per_s: float | None
+    #: Counts of the migrated users' flags (needs_password_reset, no_credentials, oauth_only...).
+    flags: dict[str, int] = {}
+    #: The supabase target: users created without a password (count, first ids; `predicted` in a dry run).
+    needs_password_reset: dict[str, Any] | None = None

@@ -499,6 +499,13 @@ def _finish(state: psycopg.Connection, msg: BatchMessage, total: int, plan: _Pla
 
     total: the users the batch read, counted ones included (every one has exactly one outcome)."""
     counts = Counter(o.key for o in plan.outcomes)
+    # The flags of the users it (would have) migrated: a dry run's report counts them from here.
+    flags = Counter(
+        flag
+        for o in plan.outcomes
+        if o.kind is OutcomeKind.MIGRATED and o.details
+        for flag in o.details.get("flags") or ()
+    )
     if plan.already_migrated:
         counts[OutcomeKind.ALREADY_MIGRATED.value] += plan.already_migrated
     result = BatchResult(msg.migration_id, msg.batch_no, "done", total, dict(counts))
@@ -514,7 +521,7 @@ def _finish(state: psycopg.Connection, msg: BatchMessage, total: int, plan: _Pla
             ),
             batch AS (
               UPDATE migration_batches SET status = 'done', attempts = attempts + 1, user_count = %s,
-                     outcomes = %s::jsonb, pending_create = NULL, completed_at = now()
+                     outcomes = %s::jsonb, flag_counts = %s::jsonb, pending_create = NULL, completed_at = now()
               WHERE migration_id = %s AND batch_no = %s
             )
             UPDATE migration_states SET processed_count = processed_count + %s, error_count = error_count + %s,
@@ -533,6 +540,7 @@ def _finish(state: psycopg.Connection, msg: BatchMessage, total: int, plan: _Pla
             [json.dumps(o.details) if o.details else None for o in recorded],
             total,
             json.dumps(result.outcomes),
+            json.dumps(dict(flags)) if flags else None,
             msg.migration_id,
             msg.batch_no,
             total,

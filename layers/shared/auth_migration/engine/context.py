@@ -10,6 +10,7 @@ from auth_migration.clock import Clock, system_clock
 from auth_migration.connections import Connections
 from auth_migration.queue import BatchQueue
 from auth_migration.targets import BetterAuthTarget, TargetCapabilities
+from auth_migration.targets.rate_limit import Limiter
 from auth_migration.targets.supabase import GoTrueAdmin
 
 _log = logging.getLogger("auth_migration.engine")
@@ -28,8 +29,10 @@ class EngineContext:
     #: Read once per `start` to fix the migration's `as_of`; tests pin it (fixed_clock).
     clock: Clock = system_clock
     log: Callable[[str, dict[str, object]], None] = field(default=lambda msg, extra: _log.info(msg, extra=extra))
-    #: GoTrue's admin API for the `supabase` target: one client (and one rate limiter per cap) per container.
+    #: GoTrue's admin API for the `supabase` target: one client per container.
     gotrue: GoTrueAdmin | None = None
+    #: migration id -> its shared request cap (engine/supabase_batch.pace_of), kept while warm.
+    limiters: dict[str, Limiter] = field(default_factory=dict, repr=False)
     #: migration id -> its target (fixed at start): a batch picks its path without another query.
     targets: dict[str, str] = field(default_factory=dict, repr=False)
     _capabilities: dict[str, TargetCapabilities] = field(default_factory=dict, repr=False)

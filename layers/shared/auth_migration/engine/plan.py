@@ -119,12 +119,13 @@ def start_migration(request: StartRequest, ctx: EngineContext) -> PlanResult:
 def _check_gotrue(ctx: EngineContext, request: StartRequest) -> None:
     """The supabase target: a client is configured and GoTrue takes its service key (one admin GET)."""
     from auth_migration.engine.supabase_batch import rate_of
+    from auth_migration.targets.rate_limit import RateLimiter
 
     if ctx.gotrue is None:
         raise ConfigError("the supabase target needs SUPABASE_URL and SUPABASE_SERVICE_KEY (GoTrue's admin API)")
     rate = rate_of({"max_requests_per_s": request.max_requests_per_s})
     try:
-        ctx.gotrue.check(rate)
+        ctx.gotrue.check(RateLimiter(rate))  # one call: no need to share the cap
     except Exception as exc:
         if isinstance(exc, ConfigError):
             raise

@@ -55,8 +55,25 @@ def migration_report(migration_id: str, ctx: EngineContext, *, top_errors: int =
     report["errors_by_code"] = errors
     report["elapsed_s"] = round(elapsed, 3)
     report["users_per_s"] = round(row["processed_count"] / elapsed, 1) if elapsed > 0 else None
+    flags = {
+        str(r[0]): int(r[1])
+        for r in state.execute(
+            """SELECT key, sum(value::bigint) FROM migration_batches, jsonb_each_text(flag_counts)
+               WHERE migration_id = %s AND flag_counts IS NOT NULL GROUP BY key ORDER BY key""",
+            (migration_id,),
+        )
+    }
+    report["flags"] = flags
     if row["target"] == SupabaseTarget.name:
-        report["needs_password_reset"] = _needs_password_reset(ctx, migration_id)
+        if row["dry_run"]:
+            # Nothing was created, so no tracking row lists them: the count the real run would have.
+            report["needs_password_reset"] = {
+                "count": flags.get(NEEDS_PASSWORD_RESET, 0),
+                "user_ids": [],
+                "predicted": True,
+            }
+        else:
+            report["needs_password_reset"] = _needs_password_reset(ctx, migration_id)
     return report
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import psycopg
+from psycopg import sql
 
 from auth_migration.engine.context import EngineContext
 from auth_migration.engine.state import load_migration
@@ -130,11 +132,21 @@ def _converge_intents(ctx: EngineContext, migration_id: str, target: BetterAuthT
         last_no = batch_nos[-1]
 
 
-def _forget(state: psycopg.Connection, migration_id: str, originals: list[str]) -> int:
+def _forget(
+    state: psycopg.Connection,
+    migration_id: str,
+    originals: list[str],
+    *,
+    system: Literal["better_auth", "supabase"] = "better_auth",
+) -> int:
+    """Drop the tracking rows of these users and mark them rolled back in `system` (the target's column)."""
+    migrated = sql.Identifier(f"{system}_migrated")
     state.execute(
-        """UPDATE user_migration_status SET state = 'rolled_back', better_auth_migrated = false,
+        sql.SQL(
+            """UPDATE user_migration_status SET state = 'rolled_back', {} = false,
                   data_validated = false, updated_at = now()
-           WHERE user_id = ANY(%s) AND migration_id = %s""",
+               WHERE user_id = ANY(%s) AND migration_id = %s"""
+        ).format(migrated),
         (originals, migration_id),
     )
     return state.execute(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,8 +33,10 @@ from auth_migration.exceptions import ConfigError, InvalidRequest
 from auth_migration.models import BatchMessage, Outcome, OutcomeKind, SourceUser
 from auth_migration.retry import backoff_delay
 from auth_migration.sources import get_source
+from auth_migration.targets.rate_limit import Limiter, PostgresSlots, SharedRateLimiter
 from auth_migration.targets.supabase import (
     DEFAULT_MAX_REQUESTS_PER_S,
+    HASH_REFUSED_MESSAGE,
     MIGRATION_MARKER,
     NEEDS_PASSWORD_RESET,
     GoTrueAdmin,
@@ -45,7 +48,7 @@ from auth_migration.targets.supabase import (
 from auth_migration.transforms import resolve_pipeline, transform
 from auth_migration.validation import ValidationPolicy, classify, gotrue_accepts
 
-__all__ = ["rate_of", "rollback_supabase", "run_supabase_batch"]
+__all__ = ["pace_of", "rate_of", "rollback_supabase", "run_supabase_batch"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -92,6 +95,19 @@ def rate_of(options: dict[str, Any] | None) -> float:
     return float(value) if isinstance(value, int | float) and value > 0 else float(DEFAULT_MAX_REQUESTS_PER_S)
 
 
+def pace_of(ctx: EngineContext, migration_id: str, options: dict[str, Any] | None) -> Limiter:
+    """The migration's request cap, shared through the state database by every container that runs
+    its batches (targets/rate_limit.py); one limiter per migration per container."""
+    rate = rate_of(options)
+    found = ctx.limiters.get(migration_id)
+    if found is None or found.rate != rate:
+        conns = ctx.connections
+        sleep = ctx.gotrue.sleep if ctx.gotrue is not None else time.sleep
+        found = SharedRateLimiter(rate, PostgresSlots(lambda: conns.side("state"), migration_id), sleep=sleep)
+        ctx.limiters[migration_id] = found
+    return found
+
+
 def _admin(ctx: EngineContext) -> GoTrueAdmin:
     if ctx.gotrue is None:
         raise ConfigError("the supabase target needs SUPABASE_URL and SUPABASE_SERVICE_KEY (GoTrue's admin API)")
@@ -132,12 +148,12 @@ def run_supabase_batch(msg: BatchMessage, ctx: EngineContext) -> Any:
             return BatchResult(msg.migration_id, msg.batch_no, "duplicate")
         if mig_status in ("rolling_back", "rolled_back"):
             return BatchResult(msg.migration_id, msg.batch_no, "ignored")
-        rate = rate_of(options)
+        pace = pace_of(ctx, msg.migration_id, options)
         plan = _decide(msg, ctx, source_name, options or {}, as_of)
         total = len(plan.outcomes) + len(plan.steps) + plan.already_migrated
         if dry_run:
             # GETs only: what the real run would conclude for each user, as far as GoTrue can tell now.
-            _parallel(lambda s: _predict(s, msg, admin, rate), plan.steps, rate)
+            _parallel(lambda s: _predict(s, msg, admin, pace), plan.steps, pace.rate)
             return _finish(state, msg, total, _as_batch_plan(plan, _Plan))
         retrying = set(pending or ())
         if plan.steps:
@@ -158,7 +174,7 @@ def run_supabase_batch(msg: BatchMessage, ctx: EngineContext) -> Any:
         mig = state.execute("SELECT status FROM migration_states WHERE id = %s", (msg.migration_id,)).fetchone()
         if mig is None or mig[0] in ("rolling_back", "rolled_back"):
             return BatchResult(msg.migration_id, msg.batch_no, "ignored")
-        _parallel(lambda s: _migrate_one(s, msg, admin, rate, s.gotrue_id in retrying), plan.steps, rate)
+        _parallel(lambda s: _migrate_one(s, msg, admin, pace, s.gotrue_id in retrying), plan.steps, pace.rate)
         _track(state, plan, msg, source_name)
         return _finish(state, msg, total, _as_batch_plan(plan, _Plan))
 
@@ -176,7 +192,7 @@ def _decide(
     conns = ctx.connections
     state = conns.state
     source = get_source(source_name)
-    policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=False, now=as_of)
+    policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=True, now=as_of)  # ban_duration
     users = source.fetch_range(conns.source, msg.after_id, msg.upto_id)
     plan = _HttpPlan()
     valid: list[SourceUser] = []
@@ -267,24 +283,34 @@ def _migrated(step: _Step) -> Outcome:
     return Outcome(step.source.id, OutcomeKind.MIGRATED, "migrated", details=details)
 
 
-def _migrate_one(step: _Step, msg: BatchMessage, admin: GoTrueAdmin, rate: float, retrying: bool) -> None:
+def _migrate_one(step: _Step, msg: BatchMessage, admin: GoTrueAdmin, pace: Limiter, retrying: bool) -> None:
     """Create one user exactly once: look up first on a retry; settle an uncertain create by id."""
-    if retrying and (found := admin.get_user(step.gotrue_id, rate)) is not None:
+    if retrying and (found := admin.get_user(step.gotrue_id, pace)) is not None:
         _judge_existing(step, found, msg)
         return
     for attempt in range(1, _CREATE_ATTEMPTS + 1):
         try:
-            admin.create_user(step.body, rate)
-        except GoTrueUncertain:
+            admin.create_user(step.body, pace)
+        except GoTrueUncertain as exc:
             # 5xx or no answer: it may have been created (or our id may be taken, which GoTrue answers
             # 500). The GET says which; only a user still missing is posted again.
             admin.sleep(backoff_delay(attempt, base_s=admin.retry_base_s, cap_s=admin.retry_cap_s))
-            if (found := admin.get_user(step.gotrue_id, rate)) is not None:
+            if (found := admin.get_user(step.gotrue_id, pace)) is not None:
                 _judge_existing(step, found, msg)
+                return
+            if exc.message == HASH_REFUSED_MESSAGE and "password_hash" in step.body:
+                # GoTrue could not parse the hash: the same body fails the same way every time.
+                step.outcome = Outcome(
+                    step.source.id,
+                    OutcomeKind.INVALID,
+                    "rejected_by_target",
+                    "GoTrue refused the password hash",
+                    {"status": exc.status, "gotrue_error_code": "password_hash_refused", "gotrue_message": exc.message},
+                )
                 return
             continue
         except GoTrueRejected as exc:
-            _rejected(step, exc, msg, admin, rate)
+            _rejected(step, exc, msg, admin, pace)
             return
         step.created = True
         step.outcome = _migrated(step)
@@ -292,13 +318,13 @@ def _migrate_one(step: _Step, msg: BatchMessage, admin: GoTrueAdmin, rate: float
     raise GoTrueUncertain(f"create of one user still uncertain after {_CREATE_ATTEMPTS} attempts")
 
 
-def _rejected(step: _Step, exc: GoTrueRejected, msg: BatchMessage, admin: GoTrueAdmin, rate: float) -> None:
+def _rejected(step: _Step, exc: GoTrueRejected, msg: BatchMessage, admin: GoTrueAdmin, pace: Limiter) -> None:
     if exc.status == httpx.codes.UNPROCESSABLE_ENTITY and exc.error_code in _EMAIL_CONFLICT_CODES:
-        found = admin.get_user(step.gotrue_id, rate)
+        found = admin.get_user(step.gotrue_id, pace)
         if found is not None:
             _judge_existing(step, found, msg)
             return
-        holder = admin.find_by_email(step.email, rate)
+        holder = admin.find_by_email(step.email, pace)
         step.outcome = Outcome(
             step.source.id,
             OutcomeKind.CONFLICT,
@@ -316,12 +342,12 @@ def _rejected(step: _Step, exc: GoTrueRejected, msg: BatchMessage, admin: GoTrue
     )
 
 
-def _predict(step: _Step, msg: BatchMessage, admin: GoTrueAdmin, rate: float) -> None:
-    found = admin.get_user(step.gotrue_id, rate)
+def _predict(step: _Step, msg: BatchMessage, admin: GoTrueAdmin, pace: Limiter) -> None:
+    found = admin.get_user(step.gotrue_id, pace)
     if found is not None:
         _judge_existing(step, found, msg)
         return
-    holder = admin.find_by_email(step.email, rate)
+    holder = admin.find_by_email(step.email, pace)
     if holder is not None:
         step.outcome = Outcome(
             step.source.id,
@@ -366,6 +392,19 @@ def _track(state: psycopg.Connection, plan: _HttpPlan, msg: BatchMessage, source
         for step in steps:
             if step.source.id not in claimed:
                 step.outcome = Outcome(step.source.id, OutcomeKind.ALREADY_MIGRATED, "already_migrated")
+        # Where each user stands, in the same transaction as its tracking row (as the Better-Auth target).
+        state.execute(
+            """INSERT INTO user_migration_status (user_id, email, state, supabase_migrated, better_auth_migrated,
+                                                  migration_id, migration_completed_at)
+               SELECT u, e, 'migrated_bulk', true, false, %s, now() FROM unnest(%b::text[], %b::text[]) AS t(u, e)
+               ON CONFLICT (user_id) DO UPDATE SET state = 'migrated_bulk', supabase_migrated = true,
+                   migration_id = EXCLUDED.migration_id, migration_completed_at = now(), updated_at = now()""",
+            (
+                migration_id,
+                [s.source.id for s in steps if s.source.id in claimed],
+                [s.email for s in steps if s.source.id in claimed],
+            ),
+        )
 
 
 # --- rollback ----------------------------------------------------------------------------------------
@@ -382,7 +421,7 @@ def rollback_supabase(ctx: EngineContext, migration_id: str, options: dict[str, 
 
     state = ctx.connections.state
     admin = _admin(ctx)
-    rate = rate_of(options)
+    pace = pace_of(ctx, migration_id, options)
     deleted = 0
     last_no = 0
     while True:
@@ -404,12 +443,12 @@ def rollback_supabase(ctx: EngineContext, migration_id: str, options: dict[str, 
         ]
 
         def converge(user_id: str) -> bool:
-            found = admin.get_user(user_id, rate)
+            found = admin.get_user(user_id, pace)
             if found is None or (found.get("app_metadata") or {}).get(MIGRATION_MARKER) != migration_id:
                 return False
-            return admin.delete_user(user_id, rate)
+            return admin.delete_user(user_id, pace)
 
-        deleted += sum(_parallel(converge, untracked, rate))
+        deleted += sum(_parallel(converge, untracked, pace.rate))
         with state.transaction():
             state.execute(
                 "UPDATE migration_batches SET pending_create = NULL WHERE migration_id = %s AND batch_no = ANY(%s)",
@@ -426,6 +465,6 @@ def rollback_supabase(ctx: EngineContext, migration_id: str, options: dict[str, 
         if not tracked:
             return deleted, forgotten
         created = [new_id for _, new_id, was_created in tracked if was_created]
-        deleted += sum(_parallel(lambda i: admin.delete_user(i, rate), created, rate))
+        deleted += sum(_parallel(lambda i: admin.delete_user(i, pace), created, pace.rate))
         with state.transaction():
-            forgotten += _forget(state, migration_id, [orig for orig, _, _ in tracked])
+            forgotten += _forget(state, migration_id, [orig for orig, _, _ in tracked], system="supabase")

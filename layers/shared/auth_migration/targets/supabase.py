@@ -11,6 +11,7 @@ there with our id" whatever moment a crash picked.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -26,6 +27,7 @@ from auth_migration.exceptions import ConfigError
 from auth_migration.models import SourceUser, TargetUser
 from auth_migration.retry import backoff_delay
 from auth_migration.targets.better_auth import TargetCapabilities
+from auth_migration.targets.rate_limit import Limiter, RateLimiter
 from auth_migration.transforms import BCRYPT_RE, account_id_for
 
 if TYPE_CHECKING:
@@ -33,11 +35,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_REQUESTS_PER_S",
+    "HASH_REFUSED_MESSAGE",
     "GoTrueAdmin",
     "GoTrueRejected",
     "GoTrueUncertain",
     "RateLimiter",
     "SupabaseTarget",
+    "ban_duration",
     "gotrue_id_for",
     "gotrue_payload",
     "usable_password_hash",
@@ -57,6 +61,8 @@ _API_VERSION: Final = {"X-Supabase-Api-Version": "2024-01-01"}
 _ARGON2_RE: Final = re.compile(r"^\$argon2(id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
 _FIREBASE_SCRYPT_PREFIX: Final = "$fbscrypt$"
 _MAX_ATTEMPTS: Final = 8
+#: 290 years in seconds: under Go's time.Duration maximum (2**63 ns, about 292 years).
+_MAX_GO_DURATION_S: Final = 290 * 365 * 24 * 3600
 
 
 def gotrue_id_for(source_id: str) -> str:
@@ -121,29 +127,20 @@ def gotrue_payload(draft: TargetUser, source: SourceUser, *, migration_id: str, 
     hashed = usable_password_hash(source.password_hash)
     if hashed is not None:
         body["password_hash"] = hashed
+    if (ban := ban_duration(source.banned_until, as_of)) is not None:
+        body["ban_duration"] = ban
     return body
 
 
-class RateLimiter:
-    """Evenly spaced request slots, shared by every thread of one process: at most `rate` requests in
-    any second (plus one), with no burst that could trip GoTrue's own limiter."""
-
-    def __init__(self, rate: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self._interval = 1.0 / rate
-        self._next = 0.0
-        self._lock = threading.Lock()
-        self._sleep = sleep
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self._interval
-        if slot > now:
-            self._sleep(slot - now)
+def ban_duration(banned_until: datetime | None, as_of: datetime) -> str | None:
+    """A ban still running at the migration's `as_of`, as the admin create's `ban_duration` (a Go
+    duration; GoTrue bans until its own now + that). Whole seconds, rounded up, so a ban never ends
+    early; a retry sends the same body. None: not banned (an expired ban is not carried)."""
+    if banned_until is None or banned_until <= as_of:
+        return None
+    seconds = math.ceil((banned_until - as_of).total_seconds())
+    # Go's time.Duration holds about 292 years; a longer ban (or 'infinity') is capped there.
+    return f"{min(seconds, _MAX_GO_DURATION_S)}s"
 
 
 class GoTrueRejected(Exception):
@@ -159,7 +156,16 @@ class GoTrueRejected(Exception):
 
 class GoTrueUncertain(Exception):
     """No certain answer: 5xx or no reply to a create (it may have been served), or 429 / 5xx through
-    every retry. A create is then settled by a look-up by id; otherwise the batch goes back to SQS."""
+    every retry. A create is then settled by a look-up by id; otherwise the batch goes back to SQS.
+    `message`: GoTrue's own message of the last 5xx, if any (it tells a refused hash from an outage)."""
+
+    def __init__(self, text: str, *, status: int | None = None, message: str = "") -> None:
+        super().__init__(text)
+        self.status, self.message = status, message
+
+
+#: GoTrue's 500 when models.NewUserWithPasswordHash refuses the hash (adminUserCreate): not transient.
+HASH_REFUSED_MESSAGE: Final = "Error creating user"
 
 
 def _code_and_message(response: httpx.Response) -> tuple[str, str]:
@@ -173,8 +179,9 @@ def _code_and_message(response: httpx.Response) -> tuple[str, str]:
 class GoTrueAdmin:
     """GoTrue's admin API for bulk migration: one httpx client per container, thread-safe, rate-capped.
 
-    Every request (retries included) takes a slot from the limiter of the migration's rate, so the
-    cap holds for all the concurrent calls of the invocation. 429 and 5xx (and no reply) are retried
+    Every request (retries included) takes a slot from the `pace` it is given (the migration's
+    shared limiter, targets/rate_limit.py), so the cap holds for all the concurrent calls of every
+    container. 429 and 5xx (and no reply) are retried
     with full-jitter backoff, never sooner than Retry-After; other 4xx raise GoTrueRejected; 401/403
     raise ConfigError (a wrong service key fails the batch, not every user in it).
     """
@@ -203,7 +210,6 @@ class GoTrueAdmin:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
         )
-        self._limiters: dict[float, RateLimiter] = {}
         self._lock = threading.Lock()
         self.retry_base_s, self.retry_cap_s = retry_base_s, retry_cap_s
         self._max_attempts = max_attempts
@@ -223,50 +229,42 @@ class GoTrueAdmin:
     def __repr__(self) -> str:
         return f"GoTrueAdmin({self.base_url!r})"  # never the key
 
-    def limiter(self, rate: float) -> RateLimiter:
-        """The process's one limiter for this rate (every batch of a migration shares it)."""
-        with self._lock:
-            found = self._limiters.get(rate)
-            if found is None:
-                found = self._limiters[rate] = RateLimiter(rate, sleep=self.sleep)
-            return found
-
     def close(self) -> None:
         self._http.close()
 
     # --- calls ---
 
-    def check(self, rate: float) -> None:
+    def check(self, pace: Limiter) -> None:
         """One admin call proving URL and key: GET /admin/users?per_page=1."""
-        self._request("GET", "/admin/users", rate, params={"page": 1, "per_page": 1})
+        self._request("GET", "/admin/users", pace, params={"page": 1, "per_page": 1})
 
-    def get_user(self, user_id: str, rate: float) -> dict[str, Any] | None:
+    def get_user(self, user_id: str, pace: Limiter) -> dict[str, Any] | None:
         try:
-            return self._request("GET", f"/admin/users/{user_id}", rate)
+            return self._request("GET", f"/admin/users/{user_id}", pace)
         except GoTrueRejected as exc:
             if exc.status == httpx.codes.NOT_FOUND:
                 return None
             raise
 
-    def create_user(self, body: Mapping[str, Any], rate: float) -> dict[str, Any]:
+    def create_user(self, body: Mapping[str, Any], pace: Limiter) -> dict[str, Any]:
         """POST /admin/users. Retries 429 only (surely not served); 5xx or no reply raise GoTrueUncertain,
         for the caller to look the id up before posting again."""
-        return self._request("POST", "/admin/users", rate, json=dict(body), retry_uncertain=False)
+        return self._request("POST", "/admin/users", pace, json=dict(body), retry_uncertain=False)
 
-    def delete_user(self, user_id: str, rate: float) -> bool:
+    def delete_user(self, user_id: str, pace: Limiter) -> bool:
         """DELETE /admin/users/{id}; False when GoTrue has no such user (404: already done)."""
         try:
-            self._request("DELETE", f"/admin/users/{user_id}", rate)
+            self._request("DELETE", f"/admin/users/{user_id}", pace)
         except GoTrueRejected as exc:
             if exc.status == httpx.codes.NOT_FOUND:
                 return False
             raise
         return True
 
-    def find_by_email(self, email: str, rate: float) -> dict[str, Any] | None:
+    def find_by_email(self, email: str, pace: Limiter) -> dict[str, Any] | None:
         """The user holding exactly this email (the list filter is a substring match), first page only:
         a conflict's details or a dry run's prediction, never a decision to write."""
-        reply = self._request("GET", "/admin/users", rate, params={"filter": email, "page": 1, "per_page": 100})
+        reply = self._request("GET", "/admin/users", pace, params={"filter": email, "page": 1, "per_page": 100})
         for user in reply.get("users") or []:
             if isinstance(user, dict) and str(user.get("email") or "").lower() == email:
                 return user
@@ -276,17 +274,16 @@ class GoTrueAdmin:
         self,
         method: str,
         path: str,
-        rate: float,
+        pace: Limiter,
         *,
         json: Any = None,
         params: Mapping[str, str | int] | None = None,
         retry_uncertain: bool = True,
     ) -> dict[str, Any]:
-        limiter = self.limiter(rate)
         attempt = 0
         while True:
             attempt += 1
-            limiter.acquire()
+            pace.acquire()
             with self._lock:
                 self.requests_sent += 1
             wait: float | None = None
@@ -307,7 +304,13 @@ class GoTrueAdmin:
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
             rate_limited = response is not None and response.status_code == httpx.codes.TOO_MANY_REQUESTS
             if not rate_limited and not retry_uncertain:
-                raise GoTrueUncertain(f"{method} {path}: {response.status_code if response else 'no reply'}")
+                status_text = response.status_code if response is not None else "no reply"
+                message = _code_and_message(response)[1] if response is not None else ""
+                raise GoTrueUncertain(
+                    f"{method} {path}: {status_text}",
+                    status=response.status_code if response is not None else None,
+                    message=message,
+                )
             if attempt >= self._max_attempts:
                 raise GoTrueUncertain(f"{method} {path}: no success after {attempt} attempts")
             with self._lock:
@@ -322,6 +325,5 @@ class SupabaseTarget:
     name = "supabase"
 
     def check(self, conn: object) -> TargetCapabilities:
-        # GoTrue stores bans itself (banned_until); migrating them is not part of this target yet,
-        # so banned users are reported as skipped, as for a Better-Auth without the admin plugin.
-        return TargetCapabilities(supports_bans=False)
+        # GoTrue stores bans itself (banned_until): a ban still running is carried as `ban_duration`.
+        return TargetCapabilities(supports_bans=True)

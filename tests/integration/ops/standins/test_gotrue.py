@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import bcrypt
@@ -276,6 +277,65 @@ def test_admin_create_with_a_taken_email_is_422_email_exists(gotrue: GoTrueStand
     )
 
     assert _error(response)[:2] == (422, "email_exists")
+
+
+def test_admin_create_with_a_taken_id_is_gotrues_500(gotrue: GoTrueStandIn) -> None:
+    user_id = str(uuid.uuid4())
+    first = {"id": user_id, "email": "first@example.com", "password": PASSWORD}
+    assert httpx.post(f"{gotrue.url}/admin/users", json=first, headers=_admin(gotrue)).status_code == 200
+
+    again = {"id": user_id, "email": "second@example.com", "password": PASSWORD}
+    response = httpx.post(f"{gotrue.url}/admin/users", json=again, headers=_admin(gotrue))
+
+    # adminUserCreate: tx.Create fails on the primary key inside its transaction.
+    assert _error(response) == (500, "unexpected_failure", "Database error creating new user")
+
+
+@pytest.mark.parametrize(
+    "password_hash",
+    ["md5$abc", "$2a$10$short", "$argon2id$v=19$garbage", "$fbscrypt$v=1,n=14$x"],
+)
+def test_admin_create_with_a_hash_gotrue_cannot_parse_is_500(gotrue: GoTrueStandIn, password_hash: str) -> None:
+    body = {"email": "oddhash@example.com", "password_hash": password_hash}
+
+    response = httpx.post(f"{gotrue.url}/admin/users", json=body, headers=_admin(gotrue))
+
+    # models.NewUserWithPasswordHash fails: a plain 500, and nothing is stored.
+    assert _error(response) == (500, "unexpected_failure", "Error creating user")
+    listed = httpx.get(f"{gotrue.url}/admin/users", params={"filter": "oddhash"}, headers=_admin(gotrue))
+    assert listed.json()["users"] == []
+
+
+@pytest.mark.parametrize(
+    "password_hash",
+    [
+        "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+        "$fbscrypt$v=1,n=14,r=8,p=1,ss=Bw==,sk=a2V5$c2FsdA==$aGFzaA==",
+    ],
+)
+def test_admin_create_stores_argon2_and_firebase_scrypt_hashes(gotrue: GoTrueStandIn, password_hash: str) -> None:
+    body = {"email": "otherhash@example.com", "password_hash": password_hash}
+
+    response = httpx.post(f"{gotrue.url}/admin/users", json=body, headers=_admin(gotrue))
+
+    assert response.status_code == 200
+
+
+def test_admin_create_with_ban_duration_bans_until_now_plus_it(gotrue: GoTrueStandIn) -> None:
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    body = {"email": "banned@example.com", "password_hash": hashed, "email_confirm": True, "ban_duration": "1h30m"}
+
+    created = httpx.post(f"{gotrue.url}/admin/users", json=body, headers=_admin(gotrue))
+
+    assert created.status_code == 200
+    banned_until = datetime.fromisoformat(created.json()["banned_until"])
+    assert banned_until - gotrue.clock() == pytest.approx(timedelta(minutes=90), abs=timedelta(seconds=5))
+    assert _error(_token(gotrue, "banned@example.com", PASSWORD))[:2] == (400, "user_banned")
+    bad = {"email": "badban@example.com", "password": PASSWORD, "ban_duration": "ten days"}
+    assert _error(httpx.post(f"{gotrue.url}/admin/users", json=bad, headers=_admin(gotrue)))[:2] == (
+        400,
+        "validation_failed",
+    )
 
 
 def test_admin_get_unknown_user_is_404_user_not_found(gotrue: GoTrueStandIn) -> None:
