@@ -19,6 +19,7 @@ from auth_migration_ops.datakit.postgres import ensure_postgres, recreate_databa
 from auth_migration_ops.datakit.schemas import prepare_migration_database
 from auth_migration_ops.datakit.supabase_data import generate_supabase_users
 from auth_migration_ops.local.pipeline import LocalPipeline
+from auth_migration_ops.local.telemetry import TelemetryFile, display_path
 
 
 def _say(text: str, *, quiet: bool) -> None:
@@ -41,17 +42,25 @@ def run_demo(*, users: int, batch_size: int, concurrency: int, database_url: str
         _say(f"generated {manifest.total:,} Supabase users in {time.monotonic() - t0:.1f} s", quiet=quiet)
 
         urls = {"OLD_DATABASE_URL": url, "NEW_DATABASE_URL": url, "BETTER_AUTH_DATABASE_URL": url}
-        # What the functions print is their log (stdout in Lambda); here stdout carries the report.
-        with contextlib.redirect_stdout(sys.stderr), LocalPipeline(urls, concurrency=concurrency) as pipeline:
+        # What the functions print is their log (stdout in Lambda): it goes to the run's telemetry file, and
+        # anything else printed meanwhile to stderr, so stdout carries the report alone.
+        with (
+            TelemetryFile.for_run() as telemetry,
+            contextlib.redirect_stdout(sys.stderr),
+            LocalPipeline(urls, concurrency=concurrency, telemetry=telemetry) as pipeline,
+        ):
             reply = pipeline.control({"action": "start", "source": "supabase", "batch_size": batch_size})
             if not reply.get("ok"):
                 print(f"auth-migrate: error: {reply['error']['message']}", file=sys.stderr)
+                print(f"auth-migrate: the functions' telemetry: {display_path(telemetry.path)}", file=sys.stderr)
                 return 1
+            telemetry.name_run(reply["migration_id"])
             _say(f"migration {reply['migration_id']}: {reply['batches_planned']} batches enqueued", quiet=quiet)
             with ProgressBar(enabled=not quiet) as bar:
                 pipeline.run_batches(reply["migration_id"], on_progress=bar.update)
             report: dict[str, Any] = pipeline.control({"action": "status", "migration_id": reply["migration_id"]})
             report["dlq_messages"] = pipeline.dlq_depth()
+        report.update(telemetry.summary())
         with psycopg.connect(url) as conn:
             row = conn.execute('SELECT (SELECT count(*) FROM "user"), (SELECT count(*) FROM migrated_users)').fetchone()
         report["better_auth_users"], report["tracking_rows"] = row if row else (0, 0)

@@ -149,17 +149,26 @@ def _control(
 def _run_local(settings: Settings, event: dict[str, Any], *, concurrency: int, as_json: bool) -> int:
     from auth_migration_ops.cli.progress import ProgressBar
     from auth_migration_ops.local.pipeline import LocalPipeline
+    from auth_migration_ops.local.telemetry import TelemetryFile, display_path
 
-    # What the functions print is their log (stdout in Lambda); here stdout carries the report.
+    # What the functions print is their log (stdout in Lambda): it goes to the run's telemetry file, and
+    # anything else printed meanwhile to stderr, so stdout carries the report alone.
     with (
+        TelemetryFile.for_run() as telemetry,
         contextlib.redirect_stdout(sys.stderr),
-        LocalPipeline(database_urls(settings), stage=settings.stage, concurrency=concurrency) as pipeline,
+        LocalPipeline(
+            database_urls(settings), stage=settings.stage, concurrency=concurrency, telemetry=telemetry
+        ) as pipeline,
     ):
         reply = pipeline.control(event)
         if not reply.get("ok"):
-            return print_reply(reply, as_json=as_json)
+            code = print_reply(reply, as_json=as_json)
+            print(f"auth-migrate: the functions' telemetry: {display_path(telemetry.path)}", file=sys.stderr)
+            return code
+        telemetry.name_run(reply["migration_id"])
         with ProgressBar(enabled=not as_json) as bar:
             pipeline.run_batches(reply["migration_id"], on_progress=bar.update)
         status = pipeline.control({"action": "status", "migration_id": reply["migration_id"]})
         status["dlq_messages"] = pipeline.dlq_depth()
+    status.update(telemetry.summary())
     return print_reply(status, as_json=as_json)

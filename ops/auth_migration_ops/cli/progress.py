@@ -75,6 +75,10 @@ class ProgressBar:
             ),
             TimeElapsedColumn(),
             console=console,
+            # rich would swap sys.stdout/sys.stderr for proxies printing above the bar: the functions'
+            # output is routed to the run's telemetry file by those same streams, and must stay there.
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self._live.start()
         self._task = self._live.add_task("migrate", total=None, users=0, errors=0, rate=0.0)
@@ -101,6 +105,19 @@ def format_report(reply: dict[str, Any]) -> str:
     ]
     for key, count in sorted(reply["outcomes"].items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"    {key:<40} {count:>10,}")
+    reset = reply.get("needs_password_reset")
+    if isinstance(reset, dict) and reset.get("count"):
+        verb = "would need" if reset.get("predicted") else "need"
+        lines.append(
+            f"  {reset['count']:,} user(s) {verb} a password reset or a magic link (no usable hash):"
+            " `migrate status --json` lists the first ids"
+        )
     if "dlq_messages" in reply:
         lines.append(f"  dead-letter queue: {reply['dlq_messages']} message(s)")
+    if "telemetry_file" in reply:
+        blobs, logs = reply.get("telemetry_metric_blobs", 0), reply.get("telemetry_log_lines", 0)
+        lines.append(
+            f"  telemetry     {reply['telemetry_file']} ({blobs:,} metric blob{'' if blobs == 1 else 's'}, "
+            f"{logs:,} log line{'' if logs == 1 else 's'})"
+        )
     return "\n".join(lines)

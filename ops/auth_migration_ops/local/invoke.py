@@ -18,13 +18,16 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auth_migration_ops.local.template import FunctionSpec, resolve_function
+
+if TYPE_CHECKING:
+    from auth_migration_ops.local.telemetry import TelemetryFile
 
 __all__ = [
     "LambdaTimeoutError",
@@ -177,12 +180,15 @@ class LocalFunction:
         *,
         env_overrides: Mapping[str, str] | None = None,
         aws_request_id: str | None = None,
+        telemetry: TelemetryFile | None = None,
     ) -> Any:
         """Call the handler with a JSON copy of `event`; return its JSON-round-tripped result.
 
         The first call imports the module (a cold start) inside the same environment, so module-level
         configuration sees the function's variables and `env_overrides`. `aws_request_id` is the
         context's request id (a fresh one by default), so a caller can name the invoke in a report.
+        With `telemetry`, what the function prints, logs and warns during this invoke (its cold start
+        included) goes to that file instead of this process's stdout and stderr (other threads unaffected).
 
         Raises:
             Whatever the handler raises; TypeError if the result is not JSON-serialisable (Lambda's
@@ -191,7 +197,12 @@ class LocalFunction:
         # Lambda hands the handler a freshly decoded event; a handler mutating it cannot leak back.
         payload = json.loads(json.dumps(event))
         variables = {**self.spec.environment, **self.runtime_environment(), **(env_overrides or {})}
-        with _ENVIRONMENT.applied(variables), _on_sys_path([self.spec.code_dir, *self.spec.layer_dirs]):
+        captured: AbstractContextManager[None] = telemetry.capture() if telemetry is not None else nullcontext()
+        with (
+            captured,
+            _ENVIRONMENT.applied(variables),
+            _on_sys_path([self.spec.code_dir, *self.spec.layer_dirs]),
+        ):
             handler = self._handler()
             context = LocalLambdaContext(
                 function_name=self.spec.logical_id,

@@ -2,6 +2,11 @@
 
 MigrationControl plans and enqueues exactly as in AWS; an EventSourceMapping look-alike feeds the
 MigrateBatch handler with real SQS batches, visibility timeouts, redelivery and a DLQ.
+
+With a `telemetry` file the functions run as in AWS, metrics on and logs at INFO, and everything they
+print (EMF blobs, JSON log lines, Python warnings) goes to that file, never to the operator's terminal.
+Without one they are kept quiet instead (metrics off, logs at WARNING), as tests and `auth-migrate invoke`
+want them.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import psycopg
 from auth_migration.flags import Flags
 from auth_migration_ops.local.aws import LocalAws, QueuePair, create_queue_with_dlq, put_parameters
 from auth_migration_ops.local.invoke import LocalFunction
+from auth_migration_ops.local.telemetry import TelemetryFile
 from auth_migration_ops.local.template import resolve_function
 
 QUEUE_NAME = "auth-migration-local-batches"
+#: The EMF namespace of local runs, apart from every deployed stage's.
+METRICS_NAMESPACE = "AuthMigration/local"
 
 
 @dataclass
@@ -36,7 +44,11 @@ class Progress:
 
 @dataclass
 class LocalPipeline:
-    """Context manager. `database_urls` maps OLD/NEW/BETTER_AUTH_DATABASE_URL (one URL may serve all)."""
+    """Context manager. `database_urls` maps OLD/NEW/BETTER_AUTH_DATABASE_URL (one URL may serve all).
+
+    `telemetry`: the file the functions' output goes to (the caller opens and closes it); None keeps
+    them quiet and leaves what little they print (warnings) on this process's streams.
+    """
 
     database_urls: dict[str, str]
     stage: str = "dev"
@@ -45,6 +57,7 @@ class LocalPipeline:
     visibility_timeout_s: int = 120
     max_receive_count: int = 5
     extra_env: dict[str, str] = field(default_factory=dict)
+    telemetry: TelemetryFile | None = None
     aws: LocalAws | None = None
     queue: QueuePair | None = None
     _functions: dict[str, LocalFunction] = field(default_factory=dict)
@@ -76,11 +89,30 @@ class LocalPipeline:
             "STAGE": self.stage,
             "MIGRATION_QUEUE_URL": self.queue.url,
             "MAX_RECEIVE_COUNT": str(self.max_receive_count),
-            # Local runs print a progress bar; EMF metrics and JSON logs would drown it.
+            **(self._telemetry_env() if self.telemetry is not None else self._quiet_env()),
+            **self.extra_env,
+        }
+
+    @staticmethod
+    def _telemetry_env() -> dict[str, str]:
+        # Everything goes to the telemetry file: real EMF (in a namespace of its own) and INFO logs.
+        return {
+            # Explicitly on: POWERTOOLS_DEV in the operator's shell would otherwise turn metrics off.
+            "POWERTOOLS_METRICS_DISABLED": "false",
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            # Events are never logged (an SQS event is only batch ranges, but the rule is simple).
+            "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+        }
+
+    @staticmethod
+    def _quiet_env() -> dict[str, str]:
+        # No file to send them to: EMF metrics and JSON logs would drown the caller's output.
+        return {
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
-            **self.extra_env,
         }
 
     def function(self, name: str) -> LocalFunction:
@@ -95,7 +127,7 @@ class LocalPipeline:
         return self._functions[name]
 
     def control(self, event: dict[str, Any]) -> dict[str, Any]:
-        result = self.function("MigrationControl").invoke(event, env_overrides=self.env)
+        result = self.function("MigrationControl").invoke(event, env_overrides=self.env, telemetry=self.telemetry)
         assert isinstance(result, dict)
         return result
 
@@ -112,6 +144,7 @@ class LocalPipeline:
         assert self.aws is not None and self.queue is not None
         spec = self.function("MigrateBatch").spec
         env = self.env
+        telemetry = self.telemetry
         # One warm "container" per poller thread: a Lambda instance serves one invocation at a time,
         # and its module-level connections must never be shared between concurrent batches.
         containers = threading.local()
@@ -120,7 +153,7 @@ class LocalPipeline:
             function = getattr(containers, "function", None)
             if function is None:
                 function = containers.function = LocalFunction(spec)
-            return function.invoke(event, env_overrides=env)
+            return function.invoke(event, env_overrides=env, telemetry=telemetry)
 
         esm = EventSourceMapping(
             self.aws.client("sqs"),
@@ -129,6 +162,7 @@ class LocalPipeline:
             handler,
             batch_size=self.sqs_batch_size,
             concurrency=self.concurrency,
+            telemetry=telemetry,
         )
         started = time.monotonic()
         with psycopg.connect(self.database_urls["NEW_DATABASE_URL"], autocommit=True) as conn:

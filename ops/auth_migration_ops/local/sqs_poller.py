@@ -11,11 +11,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+    from auth_migration_ops.local.telemetry import TelemetryFile
 
 __all__ = [
     "DrainTimeout",
@@ -243,6 +246,9 @@ class EventSourceMapping:
       maxReceiveCount receives.
     - `concurrency` threads poll in parallel, like concurrent instances of the function; the handler
       must be safe to call from several threads at once.
+    - With `telemetry`, each invocation runs inside `telemetry.capture()`: what the handler prints and
+      this mapping's own log about that invocation (a handler that raised) go to the file, as both go
+      to the function's log on AWS, instead of this process's terminal.
     """
 
     def __init__(
@@ -258,6 +264,7 @@ class EventSourceMapping:
         report_batch_item_failures: bool = True,
         wait_time_s: int = 1,
         context_factory: Callable[[], Any] | None = None,
+        telemetry: TelemetryFile | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH_SIZE}")
@@ -279,6 +286,7 @@ class EventSourceMapping:
         self.wait_time_s = wait_time_s
         self._context_factory: Callable[[], Any] = context_factory or (lambda: LocalLambdaContext(region=self.region))
         self._receive_lock = _receive_lock(queue_url)
+        self._telemetry = telemetry
 
     # ---- one poll ------------------------------------------------------------------------------
 
@@ -287,7 +295,11 @@ class EventSourceMapping:
         messages = self._receive_batch()
         if not messages:
             return PollResult(received=0, succeeded=0, failed=0, handler_errors=0)
-        return self._invoke(messages)
+        captured: AbstractContextManager[None] = (
+            self._telemetry.capture() if self._telemetry is not None else nullcontext()
+        )
+        with captured:
+            return self._invoke(messages)
 
     def _receive(self, max_messages: int, wait_s: int) -> list[dict[str, Any]]:
         with self._receive_lock:
