@@ -65,7 +65,7 @@ def test_every_function_runs_with_the_shared_layer_and_common_environment(name: 
     assert spec.layer_dirs == [DEFAULT_TEMPLATE_PATH.parent / "layers" / "shared"]
     assert (spec.layer_dirs[0] / "auth_migration" / "__init__.py").is_file()
     assert spec.environment["POWERTOOLS_SERVICE_NAME"] == "auth-migration"
-    assert spec.environment["POWERTOOLS_METRICS_NAMESPACE"] == "AuthMigration"
+    assert spec.environment["POWERTOOLS_METRICS_NAMESPACE"] == "AuthMigration/dev"
     assert spec.environment["PARAMETER_PREFIX"] == "/auth-migration/dev/"
     assert spec.environment["STAGE"] == "dev"
 
