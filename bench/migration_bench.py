@@ -2,7 +2,8 @@
 
 Variants (bench/README.md says what each means): raw `INSERT ... SELECT` (the floor), the engine
 inline at each batch size, a re-run over the migrated target, the per-user way on a sample
-(extrapolated), and 1/2/4 worker processes draining the same planned batches.
+(extrapolated), 1/2/4 worker processes draining the same planned batches, and Better-Auth's own
+"Migrating from Supabase" guide script (bench/guide_variant.py) with its correctness beside its time.
 
 Measured path: `start_migration` + `process_batch` called directly (inline, or in worker processes
 fed from a multiprocessing queue). No SQS: moto's SQS costs O(queue depth) per call and would
@@ -37,6 +38,7 @@ from auth_migration.queue import ListQueue
 from auth_migration.sources import get_source
 from auth_migration.transforms import resolve_pipeline, transform
 from auth_migration.validation import ValidationPolicy, classify
+from bench.guide_variant import GUIDE_BATCH_SIZE, GuideConfig, bench_guide, record_ours
 from bench.workers import Task, peak_rss_mb, run_worker
 from bench.workload import DEFAULT_SERVER_URL, bench_database, prepare, reset_target, server_facts, target_counts
 
@@ -299,6 +301,7 @@ def run_bench(
     batch_sizes: Sequence[int] = (100, 1000),
     workers: Sequence[int] = (1, 2, 4),
     per_user_sample: int = 10_000,
+    guide_page_size: int = GUIDE_BATCH_SIZE,
     database_url: str = DEFAULT_SERVER_URL,
     say: Say | None = None,
 ) -> dict[str, Any]:
@@ -306,6 +309,7 @@ def run_bench(
 
     `database_url` names the server (any database on it): the bench creates its own database there
     and drops it afterwards. The first batch size is the default one; re-runs use each batch size.
+    `guide_page_size` is the guide script's CONFIG.batchSize (5,000 in the guide).
     """
     if not batch_sizes or not workers:
         raise ValueError("need at least one batch size and one worker count")
@@ -342,6 +346,8 @@ def run_bench(
             log(f"engine inline, batch size {size} ...")
             first = bench_engine(url, size)
             counts[f"ours_batch_{size}"] = target_counts(url).as_dict()
+            if size == batch_sizes[0]:
+                record_ours(url)  # who our engine migrates: the guide's users are counted against it
             log(f"re-run over the migrated target, batch size {size} ...")
             rerun = bench_engine(url, size)
             after = target_counts(url).as_dict()
@@ -369,6 +375,13 @@ def run_bench(
             seconds[f"workers_{count}"] = result["seconds"]
             reset_target(url)
 
+        log(f"Better-Auth's guide script, pages of {guide_page_size:,}, then its re-run ...")
+        guide = bench_guide(url, GuideConfig(batch_size=guide_page_size))
+        variants["guide"] = guide
+        seconds["guide"] = guide["seconds"]
+        seconds["guide_rerun"] = guide["rerun_seconds"]
+        reset_target(url)
+
     checked = [k for k in counts if k != "raw"]
     duplicates = sum(counts[k]["duplicates"] for k in checked)
     reruns_added = sum(variants[f"rerun_batch_{s}"]["rows_added"] for s in batch_sizes)
@@ -390,6 +403,8 @@ def run_bench(
             "ours_default_over_raw": round(seconds["ours_default"] / seconds["raw"], 3),
             "rerun_over_first": round(seconds["rerun"] / seconds["ours"], 3),
             "per_user_over_ours": round(seconds["per_user"] / seconds["ours"], 3),
+            "ours_over_guide": round(seconds["ours"] / seconds["guide"], 3),
+            "ours_default_over_guide": round(seconds["ours_default"] / seconds["guide"], 3),
             **{
                 f"workers_{w}_speedup": round(seconds[f"workers_{workers[0]}"] / seconds[f"workers_{w}"], 3)
                 for w in workers
@@ -398,6 +413,13 @@ def run_bench(
         "duplicates": duplicates,
         "rerun_rows_added": reruns_added,
         "migrated_users_match_raw": len(set(migrated_by.values())) == 1,
+        # The guide is known to be wrong: reported here, never part of `duplicates` or the exit status.
+        "guide_users_migrated": guide["counts"]["users_of_ours"],
+        "guide_ours_users": guide["counts"]["ours_users"],
+        "guide_pages_failed": guide["run"]["pages_failed"],
+        "guide_duplicates": guide["counts"]["duplicates"],
+        "guide_rerun_accounts_added": guide["rerun_accounts_added"],
+        "guide_rerun_duplicates": guide["rerun_counts"]["duplicates"],
         "counts": counts,
         "variants": variants,
         "peak_rss_mb": {
@@ -418,10 +440,28 @@ def run_bench(
 def format_table(result: dict[str, Any]) -> str:
     """The human-readable summary: seconds, throughput and ratio to the floor, one line per variant."""
     s, n = result["seconds"], result["users"]
-    raw = s["raw"]
+    raw, guide_s = s["raw"], s["guide"]
     per_user = result["variants"]["per_user"]
+    guide = result["variants"]["guide"]
+    gc, grun = guide["counts"], guide["run"]
     best, default = result["best_batch_size"], result["default_batch_size"]
     rows: list[tuple[str, float, str]] = [("raw INSERT ... SELECT (floor)", raw, "")]
+    rows.append(
+        (
+            f"Better-Auth guide script, pages of {guide['page_size']:,}",
+            guide_s,
+            f"{gc['users_of_ours']:,} of ours' {gc['ours_users']:,} users; "
+            f"{grun['pages_failed']} of {grun['pages']} pages failed; duplicates {gc['duplicates']}",
+        )
+    )
+    rows.append(
+        (
+            "  guide re-run over its own output",
+            s["guide_rerun"],
+            f"+{guide['rerun_users_added']:,} users, +{guide['rerun_accounts_added']:,} accounts "
+            f"(duplicates {guide['rerun_counts']['duplicates']:,})",
+        )
+    )
     for size in result["batch_sizes"]:
         mark = " (default)" if size == default else ""
         mark += " (best)" if size == best else ""
@@ -456,19 +496,29 @@ def format_table(result: dict[str, Any]) -> str:
         f"code {result.get('code_version', '?')}; generated in {s['generate']:.1f} s; "
         f"Postgres {result['machine'].get('server_version', '?')}, {result['machine']['cpus']} CPUs",
         "",
-        f"{'variant':<44} {'seconds':>9} {'users/s':>9} {'x raw':>7}  notes",
-        "-" * 100,
+        f"{'variant':<44} {'seconds':>9} {'users/s':>9} {'x raw':>7} {'x guide':>8}  notes",
+        "-" * 110,
     ]
     for name, secs, note in rows:
-        lines.append(f"{name:<44} {secs:>9.1f} {n / secs if secs else 0:>9,.0f} {secs / raw:>7.2f}  {note}")
+        lines.append(
+            f"{name:<44} {secs:>9.1f} {n / secs if secs else 0:>9,.0f} {secs / raw:>7.2f} "
+            f"{secs / guide_s if guide_s else 0:>8.2f}  {note}"
+        )
     r = result["ratios"]
     lines += [
         "",
         f"ours/raw {r['ours_over_raw']:.2f} (default batch: {r['ours_default_over_raw']:.2f})   "
+        f"ours/guide {r['ours_over_guide']:.2f} (default batch: {r['ours_default_over_guide']:.2f})   "
         f"re-run/first {r['rerun_over_first']:.1%}   per-user/ours {r['per_user_over_ours']:.1f}   "
         f"duplicates {result['duplicates']}   same users migrated by every variant: "
         f"{result['migrated_users_match_raw']}",
+        f"guide (reported, not gated): {gc['users_of_ours']:,} of the {gc['ours_users']:,} users ours migrates "
+        f"({gc['ours_lost_in_failed_pages']:,} lost in {grun['pages_failed']} failed pages, "
+        f"{gc['ours_skipped_by_guide_rules']:,} skipped by its rules), {gc['users_not_ours']:,} users ours refuses; "
+        f"re-run added {guide['rerun_accounts_added']:,} accounts; duplicates {gc['duplicates']} "
+        f"(after re-run {guide['rerun_counts']['duplicates']:,})",
     ]
+    lines += [f"  guide page failed: {e['error']} ({e['detail']})" for e in grun["errors"][:5]]
     return "\n".join(lines)
 
 
@@ -478,6 +528,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", default="100,1000", help="comma-separated; the first is the default")
     parser.add_argument("--workers", default="1,2,4", help="comma-separated worker process counts")
     parser.add_argument("--per-user-sample", type=int, default=10_000)
+    parser.add_argument(
+        "--guide-page-size",
+        type=int,
+        default=GUIDE_BATCH_SIZE,
+        help="the Better-Auth guide script's batchSize (default 5,000, as in the guide)",
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_SERVER_URL),
@@ -505,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_sizes=_ints(args.batch_sizes),
         workers=_ints(args.workers),
         per_user_sample=args.per_user_sample,
+        guide_page_size=args.guide_page_size,
         database_url=args.database_url,
         say=say,
     )
