@@ -351,21 +351,13 @@ def _install() -> None:
         _hooks.active += 1
         if _hooks.active > 1:
             return
-        if not _is_router(sys.stdout):
-            _hooks.stdout = sys.stdout
-            sys.stdout = cast(TextIO, _Router(sys.stdout, "stdout"))
-        if not _is_router(sys.stderr):
-            _hooks.stderr = sys.stderr
-            sys.stderr = cast(TextIO, _Router(sys.stderr, "stderr"))
-        _hooks.showwarning = warnings.showwarning
-        warnings.showwarning = _route_warning
-        _hooks.root = _RootRouter()
-        logging.root.addHandler(_hooks.root)
-        # A Logger made outside a capture holds the stdout of that moment; one made inside holds a router.
-        for handler in _powertools_handlers():
-            if not _is_router(handler.stream):
-                _hooks.handlers.append((handler, handler.stream))
-                handler.setStream(_Router(handler.stream, "stdout"))
+        try:
+            _hook()
+        except BaseException:
+            # Half-installed hooks would outlive the capture that failed to start: undo them now.
+            _hooks.active -= 1
+            _unhook()
+            raise
 
 
 def _uninstall() -> None:
@@ -373,19 +365,53 @@ def _uninstall() -> None:
         _hooks.active -= 1
         if _hooks.active > 0:
             return
-        # Restore only what still holds our router: whoever replaced it since keeps their stream.
-        if _hooks.stdout is not None and _routes_to(sys.stdout, _hooks.stdout):
-            sys.stdout = _hooks.stdout
-        if _hooks.stderr is not None and _routes_to(sys.stderr, _hooks.stderr):
-            sys.stderr = _hooks.stderr
-        _hooks.stdout = _hooks.stderr = None
-        if warnings.showwarning is _route_warning:
-            warnings.showwarning = _hooks.showwarning
-        _hooks.showwarning = None
-        if _hooks.root is not None:
-            logging.root.removeHandler(_hooks.root)
-            _hooks.root = None
-        for handler, stream in _hooks.handlers:
-            if _is_router(handler.stream):
-                handler.setStream(stream)
-        _hooks.handlers.clear()
+        _unhook()
+
+
+def _hook() -> None:
+    if not _is_router(sys.stdout):
+        _hooks.stdout = sys.stdout
+        sys.stdout = cast(TextIO, _Router(sys.stdout, "stdout"))
+    if not _is_router(sys.stderr):
+        _hooks.stderr = sys.stderr
+        sys.stderr = cast(TextIO, _Router(sys.stderr, "stderr"))
+    _hooks.showwarning = warnings.showwarning
+    warnings.showwarning = _route_warning
+    _hooks.root = _RootRouter()
+    logging.root.addHandler(_hooks.root)
+    # A Logger made outside a capture holds the stdout of that moment; one made inside holds a router. Only
+    # those bound to stdout are rerouted: a Logger given a stream of its own keeps it.
+    stdout = _hooks.stdout if _hooks.stdout is not None else sys.__stdout__
+    for handler in _powertools_handlers():
+        if not _is_router(handler.stream) and handler.stream in (stdout, sys.__stdout__):
+            _hooks.handlers.append((handler, handler.stream))
+            _set_stream(handler, _Router(handler.stream, "stdout"))
+
+
+def _unhook() -> None:
+    # Restore only what still holds our router: whoever replaced it since keeps their stream.
+    if _hooks.stdout is not None and _routes_to(sys.stdout, _hooks.stdout):
+        sys.stdout = _hooks.stdout
+    if _hooks.stderr is not None and _routes_to(sys.stderr, _hooks.stderr):
+        sys.stderr = _hooks.stderr
+    _hooks.stdout = _hooks.stderr = None
+    if warnings.showwarning is _route_warning and _hooks.showwarning is not None:
+        warnings.showwarning = _hooks.showwarning
+    _hooks.showwarning = None
+    if _hooks.root is not None:
+        logging.root.removeHandler(_hooks.root)
+        _hooks.root = None
+    for handler, stream in _hooks.handlers:
+        if _is_router(handler.stream):
+            _set_stream(handler, stream)
+    _hooks.handlers.clear()
+
+
+def _set_stream(handler: logging.StreamHandler[Any], stream: Any) -> None:
+    """StreamHandler.setStream flushes the old stream first, which raises when that stream is closed (a
+    Logger made under a finished test's capture, a broken pipe): swap it under the handler's lock only."""
+    handler.acquire()
+    try:
+        handler.stream = stream
+    finally:
+        handler.release()
