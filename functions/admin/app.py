@@ -11,13 +11,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from auth_migration.admin.api import build_admin_resolver, handle_admin_event, log_audit_failure
 from auth_migration.admin.service import AdminService
-from auth_migration.observability import init_sentry, logger, metrics, tracer
+from auth_migration.observability import logger, metrics, tracer
 from auth_migration.rollout.store import SsmFlagStore
 from auth_migration.runtime import connections
+from auth_migration.sentry import init_sentry
 from auth_migration.settings import load_settings
 
 _settings = load_settings(os.environ)
-init_sentry(_settings.sentry_dsn.get_secret_value() if _settings.sentry_dsn else None, stage=_settings.stage)
+init_sentry(_settings)  # only with a DSN: sentry_sdk is imported then, never otherwise
 _service = AdminService(
     SsmFlagStore(_settings.flag_prefix, boto3.client("ssm")),
     connections(_settings),

@@ -9,12 +9,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from auth_migration.batch_worker import handle_sqs_event
 from auth_migration.engine import EngineContext
-from auth_migration.observability import init_sentry, logger, metrics, tracer
+from auth_migration.observability import logger, metrics, tracer
 from auth_migration.runtime import engine_context
+from auth_migration.sentry import init_sentry
 from auth_migration.settings import load_settings
 
 _settings = load_settings(os.environ)
-init_sentry(_settings.sentry_dsn.get_secret_value() if _settings.sentry_dsn else None, stage=_settings.stage)
+init_sentry(_settings)  # only with a DSN: sentry_sdk is imported then, never otherwise
 _ctx: EngineContext = engine_context(_settings)
 
 

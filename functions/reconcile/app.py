@@ -9,11 +9,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from auth_migration.dual_write.reconcile_worker import handle_reconcile_event
 from auth_migration.dual_write.runtime import SqsRepairQueue, reconciler
-from auth_migration.observability import init_sentry, logger, metrics, tracer
+from auth_migration.observability import logger, metrics, tracer
+from auth_migration.sentry import init_sentry
 from auth_migration.settings import load_settings
 
 _settings = load_settings(os.environ)
-init_sentry(_settings.sentry_dsn.get_secret_value() if _settings.sentry_dsn else None, stage=_settings.stage)
+init_sentry(_settings)  # only with a DSN: sentry_sdk is imported then, never otherwise
 _reconciler = reconciler(_settings)
 _queue = SqsRepairQueue(_settings.reconcile_queue_url) if _settings.reconcile_queue_url else None
 

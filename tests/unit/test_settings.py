@@ -36,6 +36,12 @@ class InMemoryParameterStore:
             raise GetParameterError("AccessDeniedException")
         return dict(self.values)
 
+    def get(self, name: str, max_age: int | None = None, *, decrypt: bool | None = None) -> str | None:
+        self.calls.append((name, decrypt))
+        if not self.reachable or name not in self.values:
+            raise GetParameterError("ParameterNotFound")
+        return self.values[name]
+
 
 def write_dotenv(tmp_path: Path, text: str) -> Path:
     path = tmp_path / ".env"
@@ -377,3 +383,30 @@ def test_flags_are_reread_every_ten_seconds_unless_configured() -> None:
     assert default.max_age_s == 10
     assert isinstance(tuned, SsmFlagSource)
     assert tuned.max_age_s == 3
+
+
+# --- a Sentry DSN outside the prefix (template: SentryDsnParameterName) ------------------------------
+
+
+def test_a_dsn_parameter_outside_the_prefix_is_read_decrypted() -> None:
+    ssm = InMemoryParameterStore({"/shared/sentry/DSN": "https://k@o1.ingest.sentry.io/9"})
+    settings = load_settings({"SENTRY_DSN_PARAMETER": "/shared/sentry/DSN"}, ssm_provider=ssm)
+    assert settings.sentry_dsn is not None
+    assert settings.sentry_dsn.get_secret_value() == "https://k@o1.ingest.sentry.io/9"
+    assert ssm.calls == [("/shared/sentry/DSN", True)]
+
+
+def test_a_dsn_already_set_is_not_looked_up_again() -> None:
+    ssm = InMemoryParameterStore({"/shared/sentry/DSN": "https://other@o1.ingest.sentry.io/9"})
+    environ = {"SENTRY_DSN": "https://k@o1.ingest.sentry.io/1", "SENTRY_DSN_PARAMETER": "/shared/sentry/DSN"}
+    settings = load_settings(environ, ssm_provider=ssm)
+    assert settings.sentry_dsn is not None and settings.sentry_dsn.get_secret_value().endswith("/1")
+    assert ssm.calls == []
+
+
+@pytest.mark.parametrize(("name", "reachable"), [("shared/no-slash", True), ("/shared/missing", True), ("/x", False)])
+def test_an_unreadable_dsn_parameter_is_a_clear_config_error(name: str, reachable: bool) -> None:
+    ssm = InMemoryParameterStore({"/x": "https://k@o1.ingest.sentry.io/1"}, reachable=reachable)
+    with pytest.raises(ConfigError, match="SENTRY_DSN_PARAMETER") as caught:
+        load_settings({"SENTRY_DSN_PARAMETER": name}, ssm_provider=ssm)
+    assert "ingest.sentry.io" not in str(caught.value)

@@ -1,6 +1,7 @@
 """MigrateBatch: an SQS event in, a partial batch response out (Powertools BatchProcessor).
 
-`SqsBatchProcessor` is also Reconcile's: both queues report failed records the same way."""
+`SqsBatchProcessor` is also Reconcile's: both queues report failed records the same way. Each record is a
+Sentry transaction (`sentry.migration_batch`) with a span per statement group when Sentry is on."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from auth_migration.engine import EngineContext, process_batch
 from auth_migration.engine.batch import parse_batch_message
 from auth_migration.exceptions import InvalidRequest
 from auth_migration.observability import logger, metrics
+from auth_migration.sentry import invocation_scope, migration_batch
 
 __all__ = ["SqsBatchProcessor", "failure_reason", "handle_sqs_event"]
 
@@ -42,12 +44,15 @@ class SqsBatchProcessor(BatchProcessor):
     Each failure is logged once, by message id, never with its body.
     """
 
-    def __init__(self, *, failure_message: str) -> None:
+    def __init__(self, *, failure_message: str, failure_metric: str | None = None) -> None:
         super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self._failure_message = failure_message
+        self._failure_metric = failure_metric
 
     def failure_handler(self, record: SQSRecord, exception: ExceptionInfo) -> FailureResponse:
         entry = super().failure_handler(record, exception)
+        if self._failure_metric is not None:
+            metrics.add_metric(name=self._failure_metric, unit=MetricUnit.Count, value=1)
         logger.warning(
             self._failure_message,
             extra={
@@ -61,12 +66,17 @@ class SqsBatchProcessor(BatchProcessor):
 
 def handle_sqs_event(event: dict[str, Any], context: Any, ctx: EngineContext) -> dict[str, Any]:
     """Each record is one batch; a failing record is reported alone and comes back (then the DLQ)."""
-    processor = SqsBatchProcessor(failure_message="batch message failed")
+    processor = SqsBatchProcessor(failure_message="batch message failed", failure_metric="BatchFailed")
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
-        msg = parse_batch_message(record.json_body)
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        result = process_batch(msg, ctx, receive_count=receive_count)
+        last = receive_count >= ctx.max_receive_count
+        with migration_batch(receive_count=receive_count, last_receive=last, reason=failure_reason) as report:
+            msg = parse_batch_message(record.json_body)
+            report.identify(msg.migration_id, msg.batch_no)
+            result = process_batch(msg, ctx, receive_count=receive_count, phase=report.phase)
+            migrated = result.outcomes.get("migrated", 0)
+            report.done(status=result.status, users=result.users, migrated=migrated, errors=result.errors)
         logger.info(
             "batch processed",
             extra={
@@ -78,10 +88,11 @@ def handle_sqs_event(event: dict[str, Any], context: Any, ctx: EngineContext) ->
             },
         )
         metrics.add_metric(name="UsersProcessed", unit=MetricUnit.Count, value=result.users)
-        metrics.add_metric(name="UsersMigrated", unit=MetricUnit.Count, value=result.outcomes.get("migrated", 0))
+        metrics.add_metric(name="UsersMigrated", unit=MetricUnit.Count, value=migrated)
         metrics.add_metric(name="UserErrors", unit=MetricUnit.Count, value=result.errors)
         return {"batch_no": msg.batch_no, "status": result.status}
 
-    return dict(
-        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-    )
+    with invocation_scope():
+        return dict(
+            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        )

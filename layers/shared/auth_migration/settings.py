@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
@@ -46,6 +46,8 @@ ENV_NAMES: Final[Mapping[str, str]] = {
     "supabase_service_key": "SUPABASE_SERVICE_KEY",
     "better_auth_url": "BETTER_AUTH_URL",
     "sentry_dsn": "SENTRY_DSN",
+    "sentry_traces_sample_rate": "SENTRY_TRACES_SAMPLE_RATE",
+    "sentry_hash_emails": "SENTRY_HASH_EMAILS",
     "parameter_prefix": "PARAMETER_PREFIX",
     "migration_queue_url": "MIGRATION_QUEUE_URL",
     "reconcile_queue_url": "RECONCILE_QUEUE_URL",
@@ -125,6 +127,10 @@ class Settings(BaseModel):
     supabase_service_key: SecretStr | None = None
     better_auth_url: str = "http://127.0.0.1:3000"
     sentry_dsn: SecretStr | None = None
+    #: Share of invocations whose transactions (spans, latencies) go to Sentry; errors are always sent.
+    sentry_traces_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    #: Email addresses in Sentry events become a stable sha256 prefix (`email-sha256:...`); off: sent as they are.
+    sentry_hash_emails: bool = True
     parameter_prefix: str | None = None
     migration_queue_url: str | None = None
     reconcile_queue_url: str | None = None
@@ -168,7 +174,7 @@ class Settings(BaseModel):
         # Names are appended directly ({PARAMETER_PREFIX}{NAME}), so the prefix ends in '/'.
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("dry_run", mode="before")
+    @field_validator("dry_run", "sentry_hash_emails", mode="before")
     @classmethod
     def _bool_words(cls, value: Any) -> Any:
         # Same words as the flags (yes/no/on/off too), so DRY_RUN means the same in env and SSM.
@@ -275,11 +281,17 @@ def _dotenv_value(raw: str) -> str:
 # --- loading -----------------------------------------------------------------------------------------
 
 
+class SecretProvider(ParameterProvider, Protocol):
+    """What settings read from SSM: the prefix (get_multiple) and one named parameter (get)."""
+
+    def get(self, name: str, max_age: int | None = None, *, decrypt: bool | None = None) -> Any: ...
+
+
 def load_settings(
     environ: Mapping[str, str],
     *,
     dotenv_path: Path | None = None,
-    ssm_provider: ParameterProvider | None = None,
+    ssm_provider: SecretProvider | None = None,
 ) -> Settings:
     """Build Settings: environ > .env file > SSM SecureString `{PARAMETER_PREFIX}{NAME}` > defaults.
 
@@ -313,6 +325,12 @@ def load_settings(
     if prefix and any(name not in values for name in SSM_SECRET_NAMES):
         for name, value in _read_ssm_secrets(prefix, ssm_provider).items():
             values.setdefault(name, value)
+    # The template's SentryDsnParameterName: a DSN kept outside the stage prefix (shared by stacks).
+    dsn_parameter = lookup("SENTRY_DSN_PARAMETER")
+    if dsn_parameter and "SENTRY_DSN" not in values:
+        dsn = _read_ssm_parameter(dsn_parameter, ssm_provider)
+        if dsn:
+            values["SENTRY_DSN"] = dsn
 
     try:
         return Settings.model_validate({_FIELD_BY_ENV[name]: value for name, value in values.items()})
@@ -334,6 +352,20 @@ def _read_ssm_secrets(prefix: str, provider: ParameterProvider | None) -> dict[s
     except (GetParameterError, BotoCoreError) as exc:
         raise ConfigError(f"PARAMETER_PREFIX: cannot read SSM parameters under {path}: {exc}") from None
     return {str(k): str(v) for k, v in fetched.items() if k in SSM_SECRET_NAMES and v}
+
+
+def _read_ssm_parameter(name: str, provider: SecretProvider | None) -> str | None:
+    if not name.startswith("/"):
+        raise ConfigError("SENTRY_DSN_PARAMETER: must be a full SSM parameter name starting with '/'")
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        value = (provider or SSMProvider()).get(name, decrypt=True)
+    except (GetParameterError, BotoCoreError) as exc:
+        raise ConfigError(f"SENTRY_DSN_PARAMETER: cannot read {name}: {exc}") from None
+    return str(value) if value else None
 
 
 def _describe(exc: ValidationError) -> str:

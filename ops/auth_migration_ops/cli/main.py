@@ -18,6 +18,7 @@ from auth_migration_ops.cli.demo import demo
 from auth_migration_ops.cli.local import invoke, local
 from auth_migration_ops.cli.migrate import migrate
 from auth_migration_ops.cli.rollout import flags, phase, rollback
+from auth_migration_ops.cli.sentry import sentry
 from auth_migration_ops.cli.status import reconcile, status
 from auth_migration_ops.cli.tools import bench, openapi
 
@@ -46,6 +47,7 @@ def cli(ctx: click.Context, env_file: Path) -> None:
 
 for command in (db, migrate, flags, phase, canary, rollback, invoke, bench, demo, status, reconcile, openapi, local):
     cli.add_command(command)
+cli.add_command(sentry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,12 +5,16 @@ Every reply is JSON; every refusal is a 4xx with {error, message}; no reply ever
 body (a validation error names the field and the problem, never the value it saw).
 """
 
+# (The docstring above is the OpenAPI document's description.) Each signup and login is observed here, in
+# `observe`, where its whole latency is known: its metrics (docs/OBSERVABILITY.md) and its Sentry auth event.
+
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -18,6 +22,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from auth_migration import sentry
+from auth_migration.backends.base import BETTER_AUTH, SUPABASE
 from auth_migration.backends.errors import (
     BackendError,
     BadRequest,
@@ -28,15 +34,17 @@ from auth_migration.backends.errors import (
     WeakPassword,
 )
 from auth_migration.dual_write.api_models import AuthReply, LoginRequest, SignupRequest
-from auth_migration.dual_write.service import AuthService
+from auth_migration.dual_write.routing import route_for
+from auth_migration.dual_write.service import AuthOutcome, AuthService
 from auth_migration.exceptions import ConfigError
 from auth_migration.flags import Flags
 from auth_migration.observability import logger, metrics
 from auth_migration.rest import JSON, MAX_BODY_BYTES, ErrorReply, field_problems, guard_event
 from auth_migration.rest import error_reply as _error
 from auth_migration.rest import json_reply as _reply
+from auth_migration.rollout.checks import USER_ERROR_KINDS
 
-__all__ = ["MAX_BODY_BYTES", "build_resolver", "handle_api_event", "openapi_schema"]
+__all__ = ["MAX_BODY_BYTES", "build_resolver", "handle_api_event", "observe", "openapi_schema"]
 
 _JSON: Final = JSON
 _MESSAGES: Final[Mapping[type[BackendError], tuple[int, str, str]]] = {
@@ -48,6 +56,7 @@ _MESSAGES: Final[Mapping[type[BackendError], tuple[int, str, str]]] = {
     RateLimited: (429, "rate_limited", "Too many attempts; try again later."),
 }
 _UNAVAILABLE: Final = (503, "unavailable", "The auth service is temporarily unavailable; try again shortly.")
+Operation = Literal["signup", "login"]
 
 # --- the routes' documentation (docs/openapi.json): every status the code below and guard_event answer ---
 _JSON_ONLY: Final = (
@@ -81,8 +90,112 @@ def _refusal(description: str, headers: dict[str, OpenAPIResponseHeader] | None 
     return response
 
 
-def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags]) -> APIGatewayRestResolver:
-    """The resolver with both routes; `service` and `flags` are called per request (flags: one snapshot)."""
+def _refusal_of(exc: BackendError) -> tuple[int, str, str]:
+    """The status, error code and message an auth system's error is answered with."""
+    for kind in type(exc).__mro__:
+        if kind in _MESSAGES:
+            return _MESSAGES[kind]
+    return _UNAVAILABLE
+
+
+def _migration_context(flags: Flags) -> dict[str, Any]:
+    """The flags that chose a request's route (Sentry's `migration` context); never the whitelist (emails)."""
+    return {
+        "migration_mode": flags.migration_mode.value,
+        "better_auth_primary": flags.use_better_auth,
+        "canary_enabled": flags.canary_enabled,
+        "canary_percentage": flags.canary_percentage,
+        "canary_user_selection": flags.canary_user_selection.value,
+        "migration_validation": flags.migration_validation,
+        "fallback_timeout_ms": flags.fallback_timeout_ms,
+    }
+
+
+def _latency_metric(canary: bool, latency_ms: float) -> None:
+    metrics.add_metric(
+        name="AuthLatencyCanary" if canary else "AuthLatencyOthers", unit="Milliseconds", value=latency_ms
+    )
+
+
+def _outcome_metrics(operation: Operation, outcome: AuthOutcome) -> None:
+    system = outcome.result.system
+    metrics.add_metric(name=f"{operation.capitalize()}_{system}", unit="Count", value=1)
+    if outcome.fallback:
+        metrics.add_metric(name="Fallback", unit="Count", value=1)
+    if operation == "signup" and outcome.gap_reasons:
+        metrics.add_metric(name="DualWriteInconsistency", unit="Count", value=len(outcome.gap_reasons))
+    if outcome.lazy_migrated:
+        metrics.add_metric(name="LazyMigrated", unit="Count", value=1)
+
+
+def observe(
+    operation: Operation,
+    email: str,
+    flags: Callable[[], Flags],
+    call: Callable[[Flags], AuthOutcome],
+    *,
+    timer: Callable[[], float] = time.monotonic,
+) -> AuthOutcome:
+    """Run one signup or login (`call`, with the request's one flag snapshot) and report it: its latency
+    (AuthLatencyCanary / AuthLatencyOthers), what it caused (Signup_*/Login_*, Fallback, DualWriteInconsistency,
+    LazyMigrated) and, when Sentry is on, its auth event. Errors are raised on, for the exception handlers."""
+    started = timer()
+
+    def elapsed_ms() -> float:
+        return round((timer() - started) * 1000, 3)
+
+    address = email.strip().lower()
+    try:
+        snapshot = flags()
+    except ConfigError as exc:
+        latency = elapsed_ms()
+        _latency_metric(False, latency)
+        unknown = sentry.AuthRequest(operation, address, mode="unknown", primary="unknown", canary=False)
+        with sentry.auth_event(unknown) as report:
+            report.failed(
+                system="flags", kind="config_error", status=503, latency_ms=latency, user_error=False, cause=exc
+            )
+        raise
+    route = route_for(snapshot, email)
+    request = sentry.AuthRequest(
+        operation, address, route.mode.value, route.primary, route.canary, _migration_context(snapshot)
+    )
+    with sentry.auth_event(request) as report:
+        try:
+            outcome = call(snapshot)
+        except BackendError as exc:
+            latency = elapsed_ms()
+            _latency_metric(route.canary, latency)
+            report.failed(
+                system=exc.system,
+                kind=exc.kind,
+                status=_refusal_of(exc)[0],
+                latency_ms=latency,
+                user_error=exc.kind in USER_ERROR_KINDS,
+                cause=exc,
+            )
+            raise
+        latency = elapsed_ms()
+        _latency_metric(route.canary, latency)
+        _outcome_metrics(operation, outcome)
+        held_by = outcome.result.system
+        missing = SUPABASE if held_by == BETTER_AUTH else BETTER_AUTH
+        report.succeeded(
+            system=held_by,
+            user_id=outcome.result.user.id,
+            latency_ms=latency,
+            fallback_from=outcome.primary_failure,
+            lazy_migrated=outcome.lazy_migrated,
+            inconsistencies=[(missing, reason) for reason in outcome.gap_reasons],
+        )
+    return outcome
+
+
+def build_resolver(
+    service: Callable[[], AuthService], flags: Callable[[], Flags], *, timer: Callable[[], float] = time.monotonic
+) -> APIGatewayRestResolver:
+    """The resolver with both routes; `service` and `flags` are called per request (flags: one snapshot).
+    `timer` (monotonic seconds) measures each request's latency; tests pin it."""
     app = APIGatewayRestResolver(enable_validation=True)
 
     def client_ip() -> str | None:
@@ -105,8 +218,14 @@ def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags
         },
     )
     def signup(body: Annotated[SignupRequest, Body()]) -> Response[str]:
-        outcome = service().signup(flags(), str(body.email), body.password, body.metadata, client_ip=client_ip())
-        metrics.add_metric(name=f"Signup_{outcome.result.system}", unit="Count", value=1)
+        email = str(body.email)
+        outcome = observe(
+            "signup",
+            email,
+            flags,
+            lambda snapshot: service().signup(snapshot, email, body.password, body.metadata, client_ip=client_ip()),
+            timer=timer,
+        )
         logger.info("signup", extra={"system": outcome.result.system, "user_id": outcome.result.user.id})
         return _reply(200, AuthReply.of(outcome.result).model_dump())
 
@@ -126,10 +245,14 @@ def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags
         },
     )
     def login(body: Annotated[LoginRequest, Body()]) -> Response[str]:
-        outcome = service().login(flags(), str(body.email), body.password, client_ip=client_ip())
-        metrics.add_metric(name=f"Login_{outcome.result.system}", unit="Count", value=1)
-        if outcome.lazy_migrated:
-            metrics.add_metric(name="LazyMigrated", unit="Count", value=1)
+        email = str(body.email)
+        outcome = observe(
+            "login",
+            email,
+            flags,
+            lambda snapshot: service().login(snapshot, email, body.password, client_ip=client_ip()),
+            timer=timer,
+        )
         logger.info(
             "login",
             extra={
@@ -148,13 +271,10 @@ def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags
 
     @app.exception_handler(BackendError)  # type: ignore[untyped-decorator]
     def backend_error(exc: BackendError) -> Response[str]:
-        for kind in type(exc).__mro__:
-            if kind in _MESSAGES:
-                status, error, message = _MESSAGES[kind]
-                break
-        else:
-            status, error, message = _UNAVAILABLE
+        status, error, message = _refusal_of(exc)
+        if status == _UNAVAILABLE[0]:
             logger.warning("auth systems unavailable", extra={"system": exc.system, "error": exc.kind})
+            metrics.add_metric(name="AuthFailed", unit="Count", value=1)
         metrics.add_metric(name=f"AuthRefused_{error}", unit="Count", value=1)
         headers = None
         if status in (429, 503):
@@ -166,6 +286,7 @@ def build_resolver(service: Callable[[], AuthService], flags: Callable[[], Flags
     @app.exception_handler(ConfigError)  # type: ignore[untyped-decorator]
     def misconfigured(exc: ConfigError) -> Response[str]:
         logger.error("configuration error", extra={"error": str(exc)})
+        metrics.add_metric(name="AuthFailed", unit="Count", value=1)
         return _error(*_UNAVAILABLE)
 
     @app.not_found

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from auth_migration.batch_worker import SqsBatchProcessor
-from auth_migration.dual_write.reconcile import Reconciler, open_gap_ids
+from auth_migration.dual_write.reconcile import Reconciler, RepairResult, open_gap_ids
 from auth_migration.dual_write.service import RepairQueue
 from auth_migration.exceptions import InvalidRequest
 from auth_migration.observability import logger, metrics
@@ -36,8 +36,16 @@ def sweep(reconciler: Reconciler, queue: RepairQueue | None, *, older_than_s: in
         if queue is not None:
             queue.send({"gap_id": gap_id})
         else:
-            repaired += reconciler.repair(gap_id).status != "already_closed"
+            result = reconciler.repair(gap_id)
+            repaired += result.status != "already_closed"
+            _count_repair(result)
     return {"requeued": len(ids) if queue is not None else 0, "repaired": repaired}
+
+
+def _count_repair(result: RepairResult) -> None:
+    if result.status == "repaired" and result.outcome != "nothing_created":
+        # Both systems hold the user now ("nothing_created": neither does, so nothing was owed).
+        metrics.add_metric(name="GapRepaired", unit=MetricUnit.Count, value=1)
 
 
 def handle_reconcile_event(
@@ -57,6 +65,7 @@ def handle_reconcile_event(
                 "gap reconciled", extra={"gap_id": result.gap_id, "status": result.status, "outcome": result.outcome}
             )
             metrics.add_metric(name=f"Gap_{result.status}", unit=MetricUnit.Count, value=1)
+            _count_repair(result)
             return {"gap_id": result.gap_id, "status": result.status}
 
         return dict(

@@ -101,6 +101,16 @@ class AuthOutcome:
     route: Route
     lazy_migrated: bool = False
     gaps: tuple[int, ...] = field(default_factory=tuple)
+    #: The kind of error the primary failed with when the other system gave the answer (a fallback), else None.
+    primary_failure: str | None = None
+    #: Why each dual-write gap of this request was recorded: "reason:detail" (an error kind or field names,
+    #: never a value); for a signup also when the gap row could not be written and went to the queue whole.
+    gap_reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def fallback(self) -> bool:
+        """The answer came from the secondary system after the primary failed or timed out."""
+        return self.primary_failure is not None
 
 
 def records_differ(source: SystemName, supabase: BackendUser, better_auth: BackendUser) -> list[str]:
@@ -180,7 +190,13 @@ class AuthService:
         except BackendError as exc:
             self._event("login", route, exc.system, False, exc.kind, started)
             raise
-        self._event("login", route, outcome.result.system, True, None, started)
+        # Traffic is judged by the system asked first (AutoRollback, the canary figures). A primary that does
+        # not hold the user (or cannot take its input) was not asked: the other system's success is no
+        # fallback and must not read as the primary failing; a real fallback (primary_failure) still does.
+        asked_first = route.primary
+        if outcome.result.system != route.primary and outcome.primary_failure is None:
+            asked_first = outcome.result.system
+        self._event("login", route, outcome.result.system, True, None, started, asked_first=asked_first)
         return outcome
 
     def close(self) -> None:
@@ -215,10 +231,10 @@ class AuthService:
             result = self._sign_up(route.primary, email, password, metadata, client_ip, seconds)
         except _FALLBACK_ERRORS as exc:
             return self._signup_fallback(route, flags, email, password, metadata, client_ip, hashed, exc)
-        gaps = self._write_other(
+        gaps, reasons = self._write_other(
             secondary, result, email, hashed.result(), metadata, flags, signed_in=result.session is not None
         )
-        return AuthOutcome(result, route, gaps=gaps)
+        return AuthOutcome(result, route, gaps=gaps, gap_reasons=reasons)
 
     def _signup_fallback(
         self,
@@ -253,7 +269,7 @@ class AuthService:
             self._report_gaps([uncertain(exc)])
             raise BothUnavailable(f"{primary}+{secondary}", detail="signup failed on both systems") from exc
         # The fallback system holds the user; carry them into the primary with the same id.
-        gaps = self._write_other(
+        gaps, reasons = self._write_other(
             primary,
             result,
             email,
@@ -263,7 +279,7 @@ class AuthService:
             signed_in=result.session is not None,
             reason="fallback_signup",
         )
-        return AuthOutcome(result, route, gaps=gaps)
+        return AuthOutcome(result, route, gaps=gaps, primary_failure=primary_error.kind, gap_reasons=reasons)
 
     def _write_other(
         self,
@@ -276,8 +292,10 @@ class AuthService:
         *,
         signed_in: bool,
         reason: GapReason = "secondary_failed",
-    ) -> tuple[int, ...]:
-        """Carry the user just created in `created.system` into `system` with the same id; record any gap."""
+    ) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """Carry the user just created in `created.system` into `system` with the same id; record any gap.
+
+        Returns the gaps' ids and their "reason:detail"."""
         user = created.user
         seconds = flags.fallback_timeout_ms / 1000
         verified = user.email_verified or (signed_in and created.system == BETTER_AUTH)
@@ -332,15 +350,16 @@ class AuthService:
         except Exception as exc:  # any failure here leaves the user one-sided: it must become a gap
             kind = exc.kind if isinstance(exc, BackendError) else type(exc).__name__
             self._warn("dual-write secondary failed; gap recorded", {"system": system, "error": kind})
-            return self._report_gaps([replace(gap, detail=kind)])
+            return self._report_gaps([replace(gap, detail=kind)]), (f"{reason}:{kind}",)
         if not tracked:
             try:
                 self._in_state(lambda conn: track(conn, problems))
             except psycopg.Error as exc:
                 self._warn("status record failed after dual write", {"error": type(exc).__name__})
         if problems:
-            return self._report_gaps([replace(gap, reason="mismatch", detail=",".join(problems))])
-        return ()
+            detail = ",".join(problems)
+            return self._report_gaps([replace(gap, reason="mismatch", detail=detail)]), (f"mismatch:{detail}",)
+        return (), ()
 
     # --- login ------------------------------------------------------------------------------------
 
@@ -377,6 +396,8 @@ class AuthService:
                 first_error = exc
             else:
                 return self._after_login(route, result, email, password)
+        # Only a system failure of the primary makes the other system's answer a fallback (not "does not hold").
+        primary_failure = first_error.kind if isinstance(first_error, _FALLBACK_ERRORS) else None
         try:
             result = self._sign_in(secondary, email, password, client_ip, seconds)
         except InputRefused as exc:
@@ -390,18 +411,23 @@ class AuthService:
             if isinstance(first_error, InvalidCredentials):
                 raise  # the primary does not hold the user; the one that might is down
             raise BothUnavailable(f"{primary}+{secondary}", detail="login failed on both systems") from exc
-        return self._after_login(route, result, email, password)
+        return self._after_login(route, result, email, password, primary_failure=primary_failure)
 
-    def _after_login(self, route: Route, result: AuthResult, email: str, password: str) -> AuthOutcome:
+    def _after_login(
+        self, route: Route, result: AuthResult, email: str, password: str, *, primary_failure: str | None = None
+    ) -> AuthOutcome:
         if result.system != SUPABASE:
-            return AuthOutcome(result, route)
+            return AuthOutcome(result, route, primary_failure=primary_failure)
         try:
             migrated, gaps = self._lazy_migrate(result.user, email, password)
         except Exception as exc:
             # The login itself succeeded: lazy migration is best effort, and the bulk run catches the user.
             self._warn("lazy migration failed", {"error": type(exc).__name__})
-            return AuthOutcome(result, route)
-        return AuthOutcome(result, route, lazy_migrated=migrated, gaps=gaps)
+            return AuthOutcome(result, route, primary_failure=primary_failure)
+        reasons = ("lazy_failed:email held by another id",) if gaps else ()
+        return AuthOutcome(
+            result, route, lazy_migrated=migrated, gaps=gaps, primary_failure=primary_failure, gap_reasons=reasons
+        )
 
     def _lazy_migrate(self, user: BackendUser, email: str, password: str) -> tuple[bool, tuple[int, ...]]:
         """Create a Supabase user in Better-Auth at login, with the same id and the password just verified.
@@ -530,7 +556,15 @@ class AuthService:
             self._warn("reconcile enqueue failed; the sweep will pick the gap up", {"error": type(exc).__name__})
 
     def _event(
-        self, operation: str, route: Route, system: str, success: bool, error_kind: str | None, started: float
+        self,
+        operation: str,
+        route: Route,
+        system: str,
+        success: bool,
+        error_kind: str | None,
+        started: float,
+        *,
+        asked_first: str | None = None,
     ) -> None:
         event = AuthEvent(
             operation="signup" if operation == "signup" else "login",
@@ -540,7 +574,7 @@ class AuthService:
             success=success,
             error_kind=error_kind,
             latency_ms=int((time.monotonic() - started) * 1000),
-            primary_system=route.primary,
+            primary_system=asked_first or route.primary,
         )
         try:
             self._in_state(lambda conn: record_event(conn, event))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,14 @@ from auth_migration.targets import BetterAuthTarget, TargetCapabilities, get_tar
 from auth_migration.targets.supabase import SupabaseTarget
 from auth_migration.transforms import resolve_pipeline, transform
 from auth_migration.validation import ValidationPolicy, classify
+
+#: An optional hook the worker passes to see a batch's statement groups: called with "read_source",
+#: "transform", "write_target" and "tracking" as each starts (the previous one ends there). Sentry's spans.
+PhaseHook = Callable[[str], None]
+
+
+def _no_phase(_name: str) -> None:
+    return None
 
 
 @dataclass
@@ -70,7 +78,9 @@ def parse_batch_message(body: Any) -> BatchMessage:
     return BatchMessage(migration_id=mid, batch_no=no, after_id=after, upto_id=upto)
 
 
-def process_batch(msg: BatchMessage, ctx: EngineContext, *, receive_count: int = 1) -> BatchResult:
+def process_batch(
+    msg: BatchMessage, ctx: EngineContext, *, receive_count: int = 1, phase: PhaseHook = _no_phase
+) -> BatchResult:
     """Migrate one batch, retrying transient errors; on the last SQS receive, mark the batch failed."""
 
     def on_retry(attempt: int, exc: BaseException) -> None:
@@ -80,7 +90,7 @@ def process_batch(msg: BatchMessage, ctx: EngineContext, *, receive_count: int =
 
     try:
         return retry_transient(
-            lambda: _run(msg, ctx),
+            lambda: _run(msg, ctx, phase),
             is_transient=is_transient,
             max_retries=ctx.max_retries,
             on_retry=on_retry,
@@ -92,13 +102,13 @@ def process_batch(msg: BatchMessage, ctx: EngineContext, *, receive_count: int =
         raise
 
 
-def _run(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
+def _run(msg: BatchMessage, ctx: EngineContext, phase: PhaseHook = _no_phase) -> BatchResult:
     if _target_of(msg, ctx) == SupabaseTarget.name:
         from auth_migration.engine.supabase_batch import run_supabase_batch
 
         result: BatchResult = run_supabase_batch(msg, ctx)
         return result
-    return _run_better_auth(msg, ctx)
+    return _run_better_auth(msg, ctx, phase)
 
 
 def _target_of(msg: BatchMessage, ctx: EngineContext) -> str:
@@ -114,11 +124,12 @@ def _target_of(msg: BatchMessage, ctx: EngineContext) -> str:
     return target
 
 
-def _run_better_auth(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
+def _run_better_auth(msg: BatchMessage, ctx: EngineContext, phase: PhaseHook = _no_phase) -> BatchResult:
     conns = ctx.connections
     state = conns.state
     shared = conns.shared_target
     with state.transaction():
+        phase("read_source")
         row = state.execute(
             """SELECT b.status, m.status, m.dry_run, m.source, m.target, m.options, b.pending_create,
                       coalesce(m.as_of, m.created_at)
@@ -146,6 +157,7 @@ def _run_better_auth(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
             users, skipped = source.fetch_pending(conns.source, msg.after_id, msg.upto_id, policy)
         else:
             users = source.fetch_range(conns.source, msg.after_id, msg.upto_id)
+        phase("transform")
         plan = _decide(
             users,
             msg,
@@ -162,19 +174,23 @@ def _run_better_auth(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
         total = len(users) + skipped
 
         if dry_run:
+            phase("tracking")
             # Same decisions, no writes: what the real run would count, from the same code path.
             _add_outcomes(
                 plan, {u.id for u in plan.create}, {u.id for u in plan.create}, {u.id for u in plan.adopt}, {}
             )
             return _finish(state, msg, total, plan)
         if shared:
+            phase("write_target")
             _write_shared(plan, msg, source_name, state, target, caps)
+            phase("tracking")
             _track_recovered(state, plan, msg, source_name)
             return _finish(state, msg, total, plan)
         # Two databases cannot share a transaction: record the intent and commit it, write the
         # target idempotently, then record the outcome. A retry after a crash in between finds its
         # own rows through pending_create and counts them as created (see _decide), and so does a
         # rollback (rollback._converge_intents).
+        phase("tracking")
         state.execute(
             "UPDATE migration_batches SET pending_create = %s WHERE migration_id = %s AND batch_no = %s",
             ([u.id for u in plan.create], msg.migration_id, msg.batch_no),
@@ -193,7 +209,9 @@ def _run_better_auth(msg: BatchMessage, ctx: EngineContext) -> BatchResult:
         mig = state.execute("SELECT status FROM migration_states WHERE id = %s", (msg.migration_id,)).fetchone()
         if mig is None or mig[0] in ("rolling_back", "rolled_back"):
             return BatchResult(msg.migration_id, msg.batch_no, "ignored")
+        phase("write_target")
         created, failed = _write_target(conns.target, target, plan.create, caps)
+        phase("tracking")
         _track(state, plan, created, failed, msg, source_name)
         _track_recovered(state, plan, msg, source_name)
         return _finish(state, msg, total, plan)
