@@ -28,6 +28,7 @@ from auth_migration.dual_write.records import MigrationStats, migration_stats
 from auth_migration.dual_write.service import BothUnavailable
 from auth_migration.engine.plan import StartRequest, start_migration
 from auth_migration.flags import MigrationMode
+from auth_migration.rollout.checks import SYSTEM_FAILURE_SQL, user_error_params
 from auth_migration_ops.cli import main as cli_main
 from tests.integration.plugins.dual_write import DualWriteStack, flags_for
 from tests.integration.plugins.engine import InlineEngine
@@ -344,6 +345,37 @@ def test_supabase_user_logging_in_is_lazily_migrated_with_the_same_id(
     assert not again.lazy_migrated
     assert again.result.system == primary
     assert stack.query('SELECT count(*) FROM "user"') == [(1,)]
+
+
+def test_a_canary_login_of_a_user_not_yet_migrated_is_not_a_better_auth_failure(
+    dual_write_stack: DualWriteStack,
+) -> None:
+    """Better-Auth first, but it does not hold the user yet: Supabase answers without Better-Auth having
+    failed. AutoRollback must not read that as Better-Auth-primary traffic failing (it would roll a
+    healthy canary back while the bulk migration is still running); a real fallback still counts."""
+    stack = dual_write_stack
+    flags = flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=True)
+    email = _email("notyet")
+    stack.supabase_backend().sign_up(email, PASSWORD, {})
+    service = stack.service()
+
+    assert service.login(flags, email, PASSWORD).result.system == SUPABASE  # lazily migrated now
+    assert service.login(flags, email, PASSWORD).result.system == BETTER_AUTH
+    _set_faults(stack, BETTER_AUTH, fail_rate=1.0)
+    fell_back = service.login(flags, email, PASSWORD)
+
+    assert fell_back.result.system == SUPABASE and fell_back.fallback
+    rows = stack.query("SELECT system, primary_system, success FROM auth_events WHERE operation = 'login' ORDER BY id")
+    assert rows == [
+        ("supabase", "supabase", True),
+        ("better_auth", "better_auth", True),
+        ("supabase", "better_auth", True),
+    ]
+    with psycopg.connect(stack.database_url) as conn:
+        failures = conn.execute(
+            f"SELECT count(*) FROM auth_events WHERE {SYSTEM_FAILURE_SQL}".encode(), user_error_params()
+        ).fetchone()
+    assert failures == (1,)  # the fallback, and only it
 
 
 def test_lazy_logins_racing_the_bulk_migration_create_each_user_once(

@@ -23,6 +23,6 @@ def test_tiny_supabase_bench_reports_every_figure(capsys: pytest.CaptureFixture[
     (run,) = result["engine"]
     assert run["cap_rps"] == 40 and run["users"] == 40 and run["errors"] == 0
     assert run["containers"] == 2 and run["requests"] >= run["users"]
-    assert 0 < run["of_cap"] and 0 < run["of_reach"]
+    assert run["of_cap"] > 0 and run["of_reach"] > 0
     assert result["ceiling"]["users"] == 60 and result["ceiling"]["errors"] == 0
     assert result["sequential"]["users"] == 10 and result["sequential"]["users_per_s"] > 0

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -477,18 +477,18 @@ def test_supabase_users_keep_their_running_bans_and_status_rows_in_the_target(
 
     assert "skipped:banned" not in report["outcomes"]
     with psycopg.connect(source_url) as conn:
-        source_bans = dict(
+        source_bans: dict[str, datetime | None] = dict(
             conn.execute(
                 "SELECT id::text, banned_until FROM auth.users WHERE id = ANY(%s::uuid[])", (banned,)
             ).fetchall()
         )
     with psycopg.connect(migration_db) as conn:
-        target_bans = dict(
+        target_bans: dict[str, datetime | None] = dict(
             conn.execute(
                 "SELECT id::text, banned_until FROM auth.users WHERE id = ANY(%s::uuid[])", (banned,)
             ).fetchall()
         )
-        status = dict(
+        status: dict[str, int] = dict(
             conn.execute(
                 "SELECT state || ':' || supabase_migrated || ':' || better_auth_migrated, count(*)"
                 " FROM user_migration_status WHERE migration_id = %s GROUP BY 1",
@@ -498,8 +498,10 @@ def test_supabase_users_keep_their_running_bans_and_status_rows_in_the_target(
     running = {i for i, until in source_bans.items() if until is not None and until > REFERENCE_TIME}
     assert running, "the generated data has bans still running at the reference time"
     for user_id in running:
+        carried, original = target_bans[user_id], source_bans[user_id]
+        assert carried is not None and original is not None
         # Whole seconds, rounded up: never a second early.
-        assert timedelta(0) <= target_bans[user_id] - source_bans[user_id] < timedelta(seconds=1)
+        assert timedelta(0) <= carried - original < timedelta(seconds=1)
     tracked = scalar(migration_db, "SELECT count(*) FROM migrated_users WHERE migration_id = %s", migration_id)
     assert status == {"migrated_bulk:true:false": tracked}
 
