@@ -141,7 +141,7 @@ def _lambda_env(function_name: str, code_dir: Path, memory_mb: int) -> dict[str,
         "AWS_LAMBDA_FUNCTION_NAME": function_name,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
-        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "LAMBDA_TASK_ROOT": str(code_dir),
         "_HANDLER": "app.lambda_handler",
         # Lambda passes the role's credentials as variables; fakes here so botocore never walks the

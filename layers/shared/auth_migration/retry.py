@@ -9,9 +9,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
 def backoff_delay(attempt: int, *, base_s: float = 0.2, cap_s: float = 5.0, rng: random.Random | None = None) -> float:
@@ -20,7 +17,7 @@ def backoff_delay(attempt: int, *, base_s: float = 0.2, cap_s: float = 5.0, rng:
     return (rng or random).uniform(0, ceiling)
 
 
-def retry_transient(
+def retry_transient[T](
     fn: Callable[[], T],
     *,
     is_transient: Callable[[BaseException], bool],

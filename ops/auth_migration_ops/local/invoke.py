@@ -166,7 +166,7 @@ class LocalFunction:
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(self.spec.timeout),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": self._log_stream_name,
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{self.spec.runtime}",
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
             "LAMBDA_TASK_ROOT": str(self.spec.code_dir),

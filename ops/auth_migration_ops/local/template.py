@@ -96,6 +96,8 @@ class FunctionSpec:
     timeout: int
     memory_mb: int
     layer_dirs: list[Path] = field(default_factory=list)
+    #: The Lambda runtime ("python3.13"): AWS_EXECUTION_ENV says it to the code, as in AWS.
+    runtime: str = "python3.13"
 
 
 class IntrinsicResolver:
@@ -326,6 +328,7 @@ def resolve_function(
         timeout=int(properties.get("Timeout", globals_.get("Timeout", 3))),
         memory_mb=int(properties.get("MemorySize", globals_.get("MemorySize", 128))),
         layer_dirs=layer_dirs,
+        runtime=str(properties.get("Runtime", globals_.get("Runtime", "python3.13"))),
     )
 
 

@@ -273,7 +273,17 @@ class SupabaseAuthBackend:
             body["user_metadata"] = dict(user_metadata)
         if app_metadata:
             body["app_metadata"] = dict(app_metadata)
-        return _user(self._call("POST", "/admin/users", json=body, admin=True, timeout=timeout))
+        try:
+            return _user(self._call("POST", "/admin/users", json=body, admin=True, timeout=timeout))
+        except Unavailable as exc:
+            # GoTrue answers a taken id with a plain 500 ("Database error creating new user": tx.Create fails
+            # inside adminUserCreate), the same status as an outage. The id says which it was.
+            if user_id is None or exc.status != httpx.codes.INTERNAL_SERVER_ERROR:
+                raise
+            holder = self.get_user(user_id, timeout=timeout)
+            if holder is None:
+                raise
+            raise UserExists(SUPABASE, detail="the chosen id is taken") from exc
 
     def update_user(
         self,

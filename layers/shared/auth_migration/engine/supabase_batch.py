@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psycopg
@@ -50,8 +50,6 @@ from auth_migration.validation import ValidationPolicy, classify, gotrue_accepts
 
 __all__ = ["pace_of", "rate_of", "rollback_supabase", "run_supabase_batch"]
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 #: Settles a create that got 5xx or no answer (GET first, then maybe POST again), at most this often.
 _CREATE_ATTEMPTS = 6
@@ -114,7 +112,7 @@ def _admin(ctx: EngineContext) -> GoTrueAdmin:
     return ctx.gotrue
 
 
-def _parallel(fn: Callable[[T], R], items: Sequence[T], rate: float) -> list[R]:
+def _parallel[T, R](fn: Callable[[T], R], items: Sequence[T], rate: float) -> list[R]:
     """fn over items, concurrently: enough threads to keep the cap busy at ~250 ms a call; the limiter,
     not the pool, sets the pace. Order kept; the first exception propagates."""
     if not items:
