@@ -32,7 +32,7 @@ import psycopg
 
 from auth_migration.connections import Connections
 from auth_migration.engine import EngineContext, process_batch, start_migration
-from auth_migration.engine.plan import StartRequest
+from auth_migration.engine.plan import DEFAULT_BATCH_SIZE, StartRequest
 from auth_migration.models import TargetUser
 from auth_migration.queue import ListQueue
 from auth_migration.sources import get_source
@@ -298,7 +298,7 @@ def _code_version() -> str:
 def run_bench(
     users: int = 1_000_000,
     *,
-    batch_sizes: Sequence[int] = (100, 1000),
+    batch_sizes: Sequence[int] = (DEFAULT_BATCH_SIZE, 1000, 100),
     workers: Sequence[int] = (1, 2, 4),
     per_user_sample: int = 10_000,
     guide_page_size: int = GUIDE_BATCH_SIZE,
@@ -525,7 +525,11 @@ def format_table(result: dict[str, Any]) -> str:
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--users", type=int, default=1_000_000, help="source users to generate (default 1,000,000)")
-    parser.add_argument("--batch-sizes", default="100,1000", help="comma-separated; the first is the default")
+    parser.add_argument(
+        "--batch-sizes",
+        default=f"{DEFAULT_BATCH_SIZE},1000,100",
+        help="comma-separated; the first is the engine's default (engine.plan.DEFAULT_BATCH_SIZE)",
+    )
     parser.add_argument("--workers", default="1,2,4", help="comma-separated worker process counts")
     parser.add_argument("--per-user-sample", type=int, default=10_000)
     parser.add_argument(

@@ -29,7 +29,8 @@ class StartCommand(_Command):
     source: Literal["supabase", "profiles"] = "supabase"
     target: Literal["better-auth", "supabase"] = "better-auth"
     dry_run: bool | None = None
-    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE, strict=True)] = 100
+    #: None: the target's measured default (engine.plan.DEFAULT_BATCH_SIZE; supabase: by its cap).
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE, strict=True)] | None = None
     transforms: list[str] | None = None
     #: The supabase target's cap on GoTrue admin calls per second, for the whole migration.
     max_requests_per_s: Annotated[int, Field(ge=1, le=MAX_REQUESTS_PER_S, strict=True)] | None = None

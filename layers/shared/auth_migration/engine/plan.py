@@ -25,6 +25,13 @@ from auth_migration.transforms import resolve_pipeline
 from auth_migration.validation import ValidationPolicy
 
 MAX_BATCH_SIZE = 10_000
+#: Users per batch (one SQS message) into Better-Auth when a migration names none: the fastest the bench
+#: measured (bench/README.md; 100k users: 1.31x the raw INSERT ... SELECT floor against 2.25x at the old
+#: default of 100), about 2 s and 90 MB per message here (docs/SCALING.md).
+DEFAULT_BATCH_SIZE = 10_000
+#: The supabase target is bound by its request cap, not by SQL: a batch holds this many seconds of calls
+#: at the cap, so an invocation of several messages stays far inside MigrateBatch's timeout.
+SUPABASE_BATCH_SECONDS = 5
 _ENQUEUE_CHUNK = 500
 #: Where the state shares the source's database, planning records as done (never sends) every batch
 #: whose users a batch would all only count: migrated and plainly valid (see _record_settled). A
@@ -38,7 +45,8 @@ class StartRequest:
     source: str = "supabase"
     target: str = "better-auth"
     dry_run: bool = False
-    batch_size: int = 100
+    #: None: DEFAULT_BATCH_SIZE, or SUPABASE_BATCH_SECONDS of calls at the cap for the supabase target.
+    batch_size: int | None = None
     transforms: Sequence[str] | None = None
     #: The supabase target's client-side cap on GoTrue admin calls (requests/s), for the whole
     #: migration; None: targets.supabase.DEFAULT_MAX_REQUESTS_PER_S. Kept in the migration's options.
@@ -55,11 +63,23 @@ class StartRequest:
             rate = self.max_requests_per_s
             if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= MAX_REQUESTS_PER_S:
                 raise InvalidRequest(f"max_requests_per_s must be an integer between 1 and {MAX_REQUESTS_PER_S}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
-            raise InvalidRequest("batch_size must be an integer")
-        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            raise InvalidRequest(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}")
+        if self.batch_size is not None:
+            if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+                raise InvalidRequest("batch_size must be an integer")
+            if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+                raise InvalidRequest(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}")
         resolve_pipeline(self.transforms)
+
+    def effective_batch_size(self) -> int:
+        """The batch size asked for, else the target's default (see DEFAULT_BATCH_SIZE)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        if self.target == SupabaseTarget.name:
+            from auth_migration.engine.supabase_batch import rate_of
+
+            rate = rate_of({"max_requests_per_s": self.max_requests_per_s})
+            return max(10, min(MAX_BATCH_SIZE, int(rate * SUPABASE_BATCH_SECONDS)))
+        return DEFAULT_BATCH_SIZE
 
 
 @dataclass
@@ -75,6 +95,7 @@ class PlanResult:
 def start_migration(request: StartRequest, ctx: EngineContext) -> PlanResult:
     """Create a migration, plan all its batches, and enqueue them (nothing is written before checks pass)."""
     request.validate()
+    batch_size = request.effective_batch_size()
     conns = ctx.connections
     require_schema(conns.state)
     source = get_source(request.source)
@@ -104,12 +125,12 @@ def start_migration(request: StartRequest, ctx: EngineContext) -> PlanResult:
                 request.source,
                 request.target,
                 request.dry_run,
-                request.batch_size,
+                batch_size,
                 Jsonb(options),
                 as_of,
             ),
         )
-    conflicts, planned = _plan_with_conflicts(ctx, source, migration_id, None, request.batch_size, as_of)
+    conflicts, planned = _plan_with_conflicts(ctx, source, migration_id, None, batch_size, as_of)
     _set_running(conns.state, migration_id)
     enqueued = _enqueue(ctx, migration_id)
     status = load_migration(conns.state, migration_id).status
