@@ -17,6 +17,9 @@ Samples are taken round-robin (variant 1, 2, ..., then again) so drift on a shar
 variants alike; median and min are reported. A separate ``-X importtime`` run per handler lists the
 modules that cost most, to show what to import lazily.
 
+Packages of the dev venv that the layer does not ship (click, rich, pygments: httpx imports its CLI
+when they are there) are hidden from every child, so the figures are what Lambda imports.
+
 Nothing may touch the network while a handler is imported: the child records every socket audit event
 (connect, DNS, sendto) and the database URLs point at a closed port, so a connection made at import
 fails the variant. ``PARAMETER_PREFIX`` is empty, so no SSM read happens either (in AWS it does:
@@ -82,6 +85,19 @@ def _audit(event, args):
         _attempts.append(event + " " + repr(args)[:200])
 
 sys.addaudithook(_audit)
+
+# The dev venv holds packages the Lambda layer does not ship (the CLI's click and rich, and pygments):
+# httpx imports its command-line module when they are importable, ~80 ms Lambda never pays. Hide them,
+# so every variant imports what it would in AWS.
+class _NotInTheLayer:
+    _HIDDEN = frozenset(("click", "rich", "pygments", "markdown_it", "mdurl"))
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self._HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the Lambda layer)")
+        return None
+
+sys.meta_path.insert(0, _NotInTheLayer())
 for _p in reversed(sys.argv[2:]):
     sys.path.insert(0, _p)
 _code = compile(sys.argv[1], "<cold-start>", "exec")
