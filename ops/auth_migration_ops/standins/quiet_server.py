@@ -15,6 +15,10 @@ __all__ = ["QuietThreadingHTTPServer"]
 
 class QuietThreadingHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a client opening many connections at once (the supabase
+    # target's calls at a high cap) had most of them reset. Go's net/http, behind GoTrue, takes the
+    # kernel's somaxconn (4096 on current Linux); 1024 is plenty here.
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
