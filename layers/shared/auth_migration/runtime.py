@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from auth_migration.connections import Connections
-from auth_migration.engine import EngineContext
 from auth_migration.flags import FlagSource, SsmFlagSource, StaticFlagSource
 from auth_migration.observability import logger
-from auth_migration.queue import BatchQueue, SqsBatchQueue
 from auth_migration.settings import Settings
-from auth_migration.targets.supabase import GoTrueAdmin
+
+if TYPE_CHECKING:
+    from auth_migration.engine import EngineContext
+    from auth_migration.queue import BatchQueue
 
 
 def connections(settings: Settings) -> Connections:
@@ -21,6 +24,13 @@ def connections(settings: Settings) -> Connections:
 
 
 def engine_context(settings: Settings, *, queue: BatchQueue | None = None) -> EngineContext:
+    # Imported here, not at module level (cold start): Signup, Login, Reconcile, Admin and AutoRollback
+    # import this module for `connections` / `flag_source` and never build an EngineContext; the engine
+    # package (batch, plan, rollback, report, sources) and the GoTrue target are ~7 ms of their import.
+    from auth_migration.engine import EngineContext
+    from auth_migration.queue import SqsBatchQueue
+    from auth_migration.targets.supabase import GoTrueAdmin
+
     conns = connections(settings)
     if queue is None and settings.migration_queue_url:
         queue = SqsBatchQueue(settings.migration_queue_url)

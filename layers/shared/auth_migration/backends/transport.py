@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
 from auth_migration.backends.errors import Timeout, Unavailable
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
@@ -18,12 +22,26 @@ __all__ = [
     "error_body",
     "json_object",
     "retry_after_seconds",
+    "shared_ssl_context",
 ]
 
 DEFAULT_TIMEOUT_S: Final = 5.0
 DEFAULT_CONNECT_TIMEOUT_S: Final = 2.0
 # A Lambda container serves one request at a time; a few kept-alive connections cover dual-write's two calls.
 _LIMITS: Final = httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=60.0)
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """The one TLS context of every HttpClient in the process, made on first use.
+
+    Exactly what httpx.Client builds for itself with its defaults (certificates and host names verified;
+    certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR), made once: loading the CA bundle takes ~16 ms,
+    and Signup/Login build two clients at cold start. Safe to share: an SSLContext may serve many
+    connections and threads, and every HttpClient speaks HTTP/1.1 only, so the ALPN protocols httpcore
+    sets on it before each TLS handshake are the same for all.
+    """
+    return httpx.create_ssl_context()
 
 
 def _timeout(seconds: float, connect_seconds: float) -> httpx.Timeout:
@@ -64,6 +82,8 @@ class HttpClient:
             limits=_LIMITS,
             transport=transport,
             follow_redirects=False,
+            # A given transport brings its own TLS (tests' MockTransport has none): no context is made for it.
+            verify=shared_ssl_context() if transport is None else True,
         )
 
     def request(

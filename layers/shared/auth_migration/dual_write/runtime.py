@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from auth_migration.backends.better_auth import BetterAuthBackend
 from auth_migration.backends.supabase import SupabaseAuthBackend
-from auth_migration.dual_write.reconcile import Reconciler
 from auth_migration.dual_write.service import AuthService
 from auth_migration.observability import logger
 from auth_migration.runtime import connections, flag_source
@@ -17,6 +16,8 @@ from auth_migration.settings import Settings
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
     from mypy_boto3_sqs import SQSClient
+
+    from auth_migration.dual_write.reconcile import Reconciler
 
 __all__ = ["SqsRepairQueue", "api_app", "auth_service", "reconciler"]
 
@@ -47,6 +48,9 @@ def auth_service(settings: Settings) -> AuthService:
 
 
 def reconciler(settings: Settings) -> Reconciler:
+    # Imported here: Signup and Login import this module for `api_app` and never reconcile (cold start).
+    from auth_migration.dual_write.reconcile import Reconciler
+
     return Reconciler(supabase=SupabaseAuthBackend.from_settings(settings), connections=connections(settings))
 
 
