@@ -1,4 +1,5 @@
-"""What the Signup and Login functions' cold start imports: only what a request needs (bench.cold_start times it)."""
+"""What the Signup, Login and Admin functions' cold start imports: only what a request needs (bench.cold_start
+times it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-LAYER = Path(__file__).resolve().parents[2] / "layers" / "shared"
+ROOT = Path(__file__).resolve().parents[2]
+LAYER = ROOT / "layers" / "shared"
+ADMIN_FUNCTION = ROOT / "functions" / "admin"
 
 # Each is imported by a request path that Signup and Login never take, or only when that path is taken.
 NOT_AT_IMPORT = (
@@ -33,5 +36,36 @@ def test_the_auth_api_imports_nothing_its_requests_do_not_need(module: str) -> N
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60, env={"PATH": ""}
     )
+
+    assert json.loads(done.stdout) == []
+
+
+# The Admin function needs the admin package, boto3 (its SSM client is made at init) and the engine (a
+# migration's report, GET /admin/migrations/{id}, with the queue that auth_migration.engine imports); the rest
+# of NOT_AT_IMPORT it never needs at import.
+ADMIN_NOT_AT_IMPORT = tuple(
+    m
+    for m in NOT_AT_IMPORT
+    if m not in ("auth_migration.admin", "boto3", "auth_migration.engine", "auth_migration.queue")
+)
+
+
+def test_the_admin_function_imports_nothing_its_requests_do_not_need() -> None:
+    # The handler module itself (template.yaml: functions/admin/, app.lambda_handler), as Lambda imports it:
+    # it loads its settings and builds its resolver at import. Offline: no SSM prefix, no DSN, fake credentials.
+    code = (
+        f"import json, sys; sys.path[:0] = [{str(ADMIN_FUNCTION)!r}, {str(LAYER)!r}]; import app; "
+        f"print(json.dumps(sorted(m for m in {list(ADMIN_NOT_AT_IMPORT)!r} if m in sys.modules)))"
+    )
+    env = {
+        "PATH": "",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "cold-start",
+        "AWS_SECRET_ACCESS_KEY": "cold-start",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PARAMETER_PREFIX": "",
+        "SENTRY_DSN": "",
+    }
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60, env=env)
 
     assert json.loads(done.stdout) == []

@@ -54,7 +54,8 @@ def _unused() -> Any:
 
 def openapi_document() -> dict[str, Any]:
     # Imported here: the Lambda functions never build the document.
-    from auth_migration.admin.api import SECURITY_SCHEMES, build_admin_resolver
+    from auth_migration.admin.api import build_admin_resolver
+    from auth_migration.admin.openapi import SECURITY_SCHEMES
     from auth_migration.dual_write.api import build_resolver
 
     title, version = "Auth migration APIs", "1.0.0"
