@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -26,18 +27,22 @@ NOT_AT_IMPORT = (
 )
 
 
+def _loaded_in_fresh_interpreter(
+    paths: Sequence[Path], module: str, candidates: Sequence[str], env: dict[str, str]
+) -> list[str]:
+    """Which of candidates a new interpreter has loaded after importing module (this session has them all)."""
+    code = (
+        f"import json, sys; sys.path[:0] = {[str(p) for p in paths]!r}; import {module}; "
+        f"print(json.dumps(sorted(m for m in {list(candidates)!r} if m in sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60, env=env)
+    loaded: list[str] = json.loads(done.stdout)
+    return loaded
+
+
 @pytest.mark.parametrize("module", ["auth_migration.dual_write.runtime", "auth_migration.dual_write.api"])
 def test_the_auth_api_imports_nothing_its_requests_do_not_need(module: str) -> None:
-    # A fresh interpreter: this test session has imported everything already.
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(LAYER)!r}); import {module}; "
-        f"print(json.dumps(sorted(m for m in {list(NOT_AT_IMPORT)!r} if m in sys.modules)))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60, env={"PATH": ""}
-    )
-
-    assert json.loads(done.stdout) == []
+    assert _loaded_in_fresh_interpreter([LAYER], module, NOT_AT_IMPORT, {"PATH": ""}) == []
 
 
 # The Admin function needs the admin package, boto3 (its SSM client is made at init) and the engine (a
@@ -53,10 +58,6 @@ ADMIN_NOT_AT_IMPORT = tuple(
 def test_the_admin_function_imports_nothing_its_requests_do_not_need() -> None:
     # The handler module itself (template.yaml: functions/admin/, app.lambda_handler), as Lambda imports it:
     # it loads its settings and builds its resolver at import. Offline: no SSM prefix, no DSN, fake credentials.
-    code = (
-        f"import json, sys; sys.path[:0] = [{str(ADMIN_FUNCTION)!r}, {str(LAYER)!r}]; import app; "
-        f"print(json.dumps(sorted(m for m in {list(ADMIN_NOT_AT_IMPORT)!r} if m in sys.modules)))"
-    )
     env = {
         "PATH": "",
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -66,6 +67,5 @@ def test_the_admin_function_imports_nothing_its_requests_do_not_need() -> None:
         "PARAMETER_PREFIX": "",
         "SENTRY_DSN": "",
     }
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60, env=env)
 
-    assert json.loads(done.stdout) == []
+    assert _loaded_in_fresh_interpreter([ADMIN_FUNCTION, LAYER], "app", ADMIN_NOT_AT_IMPORT, env) == []
