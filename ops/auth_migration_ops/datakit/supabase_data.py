@@ -163,7 +163,7 @@ def _apply_sql(conninfo: str, script: str) -> None:
 
 
 def create_supabase_schema(conninfo: str) -> None:
-    """Create GoTrue's `auth.users` and `auth.identities` (idempotent)."""
+    """Create GoTrue's `auth.users`, `auth.identities`, `auth.sessions` and `auth.refresh_tokens` (idempotent)."""
     _apply_sql(conninfo, _schema_sql("supabase_auth_schema.sql"))
 
 
@@ -332,10 +332,13 @@ def _indexes_deferred(conn: psycopg.Connection[Any], tables: tuple[str, ...]) ->
         """
         SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), contype
         FROM pg_constraint
-        WHERE conrelid = ANY(%s::regclass[]) AND contype IN ('p', 'u', 'f')
+        WHERE (conrelid = ANY(%s::regclass[]) AND contype IN ('p', 'u', 'f'))
+           -- and foreign keys from other tables into these (auth.sessions -> auth.users): they hang on the
+           -- keys dropped below; like the rest, they are added back (and checked) after the load
+           OR (confrelid = ANY(%s::regclass[]) AND contype = 'f')
         ORDER BY contype = 'f' DESC
         """,
-        (oids,),
+        (oids, oids),
     ).fetchall()
     indexes = conn.execute(
         """

@@ -4,8 +4,18 @@ codes, over the real `auth.users` / `auth.identities` schema in Postgres, with r
 No GoTrue binary installs here, so this speaks the subset of supabase/auth's REST API the Signup and
 Login functions use. Replies follow supabase/auth (internal/api: signup, token, user, admin, errors,
 apierrors/errorcode): errors are `{"code": <status>, "error_code", "msg"}`, or `{"code", "message"}`
-when the caller sends `X-Supabase-Api-Version: 2024-01-01` (as supabase-js does). Not covered: phone,
-OTP, refresh/PKCE grants, sessions/refresh-token tables, MFA, SSO, e-mail sending, captcha.
+when the caller sends `X-Supabase-Api-Version: 2024-01-01` (as supabase-js does).
+
+Sessions are GoTrue's (internal/tokens/service.go, internal/models/sessions.go, refresh_token.go): every
+session handed out (password grant, signup with autoconfirm) is an `auth.sessions` row with a legacy
+12-character refresh token in `auth.refresh_tokens`; `grant_type=refresh_token` rotates it; `/logout`
+deletes sessions; access tokens are HS256 with the JWT secret, or ES256 with a `kid` when a signing key
+is given (then `/.well-known/jwks.json` publishes it).
+
+Not covered: phone, OTP, PKCE / id_token / web3 grants, v2 (session-signed) refresh tokens, the session
+timebox / inactivity timeout / single-session-per-user settings, MFA (no `mfa_amr_claims`: a token's
+`amr` is its session's password sign-in), SSO, OAuth-server sessions, e-mail sending, captcha, the audit
+log, `Sb-Forwarded-For`.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import random
 import re
@@ -32,7 +43,10 @@ from typing import Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
+import jwt
 import psycopg
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -44,6 +58,7 @@ from auth_migration_ops.standins.quiet_server import QuietThreadingHTTPServer
 
 __all__ = [
     "DEFAULT_JWT_SECRET",
+    "DEFAULT_SIGNING_KID",
     "Faults",
     "GoTrueStandIn",
     "LoggedRequest",
@@ -53,6 +68,8 @@ __all__ = [
 
 #: The well-known local-development JWT secret of the Supabase CLI: a test value, never a real one.
 DEFAULT_JWT_SECRET: Final = "super-secret-jwt-token-with-at-least-32-characters-long"  # noqa: S105
+#: The `kid` of the ES256 signing key when the caller names none (GoTrue takes it from GOTRUE_JWT_KEYS).
+DEFAULT_SIGNING_KID: Final = "gotrue-standin-es256"
 
 _AUD: Final = "authenticated"
 _INSTANCE_ID: Final = "00000000-0000-0000-0000-000000000000"
@@ -68,6 +85,14 @@ _EMAIL_RE: Final = re.compile(
 )
 _BCRYPT_HASH_RE: Final = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
 _ADMIN_USER_PATH_RE: Final = re.compile(r"^/admin/users/([^/]+)$")
+_JWKS_PATH: Final = "/.well-known/jwks.json"
+_NIL_UUID: Final = "00000000-0000-0000-0000-000000000000"
+# models.createRefreshToken: crypto.SecureAlphanumeric(12), lowercase base32 (a-z, 2-7); the grant accepts
+# a 12-character token only if it matches RefreshTokenGrantParams' legacyRefreshTokenPattern.
+_REFRESH_TOKEN_LENGTH: Final = 12
+_LEGACY_REFRESH_TOKEN_RE: Final = re.compile(r"^[a-z0-9]{12}$")
+_LOGOUT_SCOPES: Final = frozenset({"global", "local", "others"})
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 _USER_COLUMNS: Final = (
     "id, aud, role, email, email_confirmed_at, phone, phone_confirmed_at, confirmed_at, last_sign_in_at,"
@@ -75,7 +100,7 @@ _USER_COLUMNS: Final = (
 )
 
 
-# --- JWT (HS256, what GoTrue signs with GOTRUE_JWT_SECRET) ---------------------------------------------
+# --- JWT (HS256 with GOTRUE_JWT_SECRET; ES256 with a signing key from GOTRUE_JWT_KEYS) -------------------
 
 
 def _b64url(data: bytes) -> str:
@@ -97,6 +122,17 @@ def sign_jwt(claims: Mapping[str, Any], secret: str) -> str:
 
 def decode_jwt(token: str, secret: str, *, now: float | None = None) -> dict[str, Any] | None:
     """The claims of an HS256 `token` signed with `secret` and not expired; None when it is not valid."""
+    claims = _hs256_claims(token, secret)
+    if claims is None:
+        return None
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and exp < (time.time() if now is None else now):
+        return None
+    return claims
+
+
+def _hs256_claims(token: str, secret: str) -> dict[str, Any] | None:
+    """The claims of an HS256 `token` whose signature `secret` verifies (expiry not judged), else None."""
     try:
         header_b64, payload_b64, signature_b64 = token.split(".")
         header = json.loads(_b64url_decode(header_b64))
@@ -108,12 +144,42 @@ def decode_jwt(token: str, secret: str, *, now: float | None = None) -> dict[str
         claims = json.loads(_b64url_decode(payload_b64))
     except (ValueError, UnicodeError):
         return None
-    if not isinstance(claims, dict):
-        return None
-    exp = claims.get("exp")
-    if isinstance(exp, int | float) and exp < (time.time() if now is None else now):
-        return None
-    return claims
+    return claims if isinstance(claims, dict) else None
+
+
+def _secure_alphanumeric(length: int) -> str:
+    """GoTrue's crypto.SecureAlphanumeric: random bytes in lowercase unpadded base32, cut to `length`."""
+    data = secrets.token_bytes((length * 5 + 7) // 8)
+    return base64.b32encode(data).decode("ascii").rstrip("=").lower()[:length]
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    """What GoTrue records of the caller on a session (models.GrantParams.FillGrantParams)."""
+
+    user_agent: str
+    ip: str
+
+    @classmethod
+    def of(cls, headers: Any, remote_host: str) -> _Client:
+        return cls(user_agent=headers.get("User-Agent") or "", ip=_client_ip(headers, remote_host))
+
+
+def _client_ip(headers: Any, remote_host: str) -> str:
+    """utilities.GetIPAddress without Sb-Forwarded-For (off by default): the first entry of
+    X-Forwarded-For that parses as an IP, else the connection's address."""
+    for entry in (headers.get("X-Forwarded-For") or "").split(","):
+        try:
+            parsed = ipaddress.ip_address(entry.strip())
+        except ValueError:
+            continue
+        if isinstance(parsed, ipaddress.IPv6Address) and parsed.scope_id is not None:
+            continue  # Go's net.ParseIP refuses a zoned address (and inet cannot hold one)
+        # Go's net.IP.String() writes an IPv4-mapped IPv6 address as plain IPv4.
+        if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(parsed)
+    return remote_host
 
 
 # --- faults --------------------------------------------------------------------------------------------
@@ -255,7 +321,15 @@ class GoTrueStandIn:
 
     Parameters:
         database_url: the Postgres database holding (or to hold) `auth.users` / `auth.identities`.
-        jwt_secret: GOTRUE_JWT_SECRET: signs access tokens and the anon / service_role keys.
+        jwt_secret: GOTRUE_JWT_SECRET: signs the anon / service_role keys, and access tokens unless
+            `signing_key` is given; bearer tokens signed with it are always accepted (a project moved to
+            asymmetric keys keeps its legacy secret as a verification key).
+        signing_key: an ES256 (P-256) private key, as GOTRUE_JWT_KEYS holds one: access tokens are then
+            ES256 with `kid` = `signing_kid` in the header, and `/.well-known/jwks.json` publishes its
+            public half. None (the default): HS256 with `jwt_secret` and an empty JWKS, as GoTrue does.
+        signing_kid: the signing key's `kid`.
+        refresh_token_reuse_interval: GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL, in seconds (GoTrue's
+            default 0): how long after its rotation a revoked refresh token still refreshes.
         service_key: the service_role key to hand out; one is signed with `jwt_secret` when None.
         autoconfirm: GOTRUE_MAILER_AUTOCONFIRM: signup confirms the email and returns a session
             (as a local Supabase does); when False signup returns the bare user and password sign-in
@@ -264,8 +338,9 @@ class GoTrueStandIn:
         jwt_exp: GOTRUE_JWT_EXP, access-token lifetime in seconds.
         create_schema: create `auth.users` / `auth.identities` on start (idempotent).
         seed: seeds the random draw behind `faults.fail_rate`, so a fault test is reproducible.
-        clock: what the server takes for "now" (token iat/exp, bans, sign-in and confirmation stamps);
-            the wall clock, as GoTrue's, unless a test pins it.
+        clock: what the server takes for "now" (token iat/exp, bans, sign-in and confirmation stamps,
+            session and refresh-token times, the reuse interval); the wall clock, as GoTrue's, unless a
+            test pins it.
     """
 
     def __init__(
@@ -280,8 +355,20 @@ class GoTrueStandIn:
         create_schema: bool = True,
         seed: int | None = None,
         clock: Clock = system_clock,
+        signing_key: ec.EllipticCurvePrivateKey | None = None,
+        signing_kid: str = DEFAULT_SIGNING_KID,
+        refresh_token_reuse_interval: int = 0,
     ) -> None:
+        if signing_key is not None and not (
+            isinstance(signing_key, ec.EllipticCurvePrivateKey) and isinstance(signing_key.curve, ec.SECP256R1)
+        ):
+            raise ValueError("signing_key must be an EC private key on P-256 (ES256)")
+        if not signing_kid:
+            raise ValueError("signing_kid must not be empty")
         self.clock = clock
+        self.signing_key = signing_key
+        self.signing_kid = signing_kid
+        self.refresh_token_reuse_interval = refresh_token_reuse_interval
         self.database_url = database_url
         self.jwt_secret = jwt_secret
         self.autoconfirm = autoconfirm
@@ -376,11 +463,25 @@ class GoTrueStandIn:
 
     # --- tokens ---
 
-    def access_token(self, user: Mapping[str, Any]) -> tuple[str, int]:
-        """An access token for `user` (a user JSON) and its expiry (epoch seconds)."""
+    def access_token(self, user: Mapping[str, Any], *, session_id: str | None = None) -> tuple[str, int]:
+        """An access token for `user` (a user JSON) and its expiry (epoch seconds), signed as the server signs.
+
+        `session_id` goes into the `session_id` claim: pass a session's id (from a sign-in or an
+        `auth.sessions` row) for a token GoTrue would issue. Without one the claim is left out (GoTrue's
+        `omitempty`): /user and the admin routes then skip the session check, and /logout with it signs the
+        user out everywhere, as GoTrue does for a token whose session_id claim is empty.
+        """
+        return self._access_token(user, session_id=session_id, signed_in_at=None)
+
+    def _access_token(
+        self, user: Mapping[str, Any], *, session_id: str | None, signed_in_at: datetime | None
+    ) -> tuple[str, int]:
         issued = int(self.clock().timestamp())
         expires_at = issued + self.jwt_exp
-        claims = {
+        # The amr entry is the session's password claim (mfa_amr_claims): its time is the sign-in's, so a
+        # refreshed token keeps the original instant.
+        amr_at = issued if signed_in_at is None else int(signed_in_at.timestamp())
+        claims: dict[str, Any] = {
             "aud": _AUD,
             "exp": expires_at,
             "iat": issued,
@@ -392,23 +493,73 @@ class GoTrueStandIn:
             "user_metadata": user["user_metadata"],
             "role": _AUD,
             "aal": "aal1",
-            "amr": [{"method": "password", "timestamp": issued}],
-            "session_id": str(uuid.uuid4()),
+            "amr": [{"method": "password", "timestamp": amr_at}],
+            **({"session_id": session_id} if session_id else {}),
             "is_anonymous": False,
         }
-        return sign_jwt(claims, self.jwt_secret), expires_at
+        return self._sign(claims), expires_at
 
-    def _session(self, user: dict[str, Any]) -> dict[str, Any]:
-        token, expires_at = self.access_token(user)
+    def _sign(self, claims: Mapping[str, Any]) -> str:
+        """tokens.SignJWT: the signing JWK's algorithm, its kid in the header (the HS256 secret has none)."""
+        if self.signing_key is None:
+            return sign_jwt(claims, self.jwt_secret)
+        return jwt.encode(dict(claims), self.signing_key, algorithm="ES256", headers={"kid": self.signing_kid})
+
+    def jwks(self) -> dict[str, Any]:
+        """The JWKS document `/.well-known/jwks.json` serves: the ES256 public key, or no key at all when only
+        the symmetric secret exists (jwks.go never exposes an oct key)."""
+        if self.signing_key is None:
+            return {"keys": []}
+        public = ECAlgorithm.to_jwk(self.signing_key.public_key(), as_dict=True)
+        # conf.JwtKeysDecoder: every public key gets use "sig" and key_ops ["verify"].
+        key = {**public, "kid": self.signing_kid, "alg": "ES256", "use": "sig", "key_ops": ["verify"]}
+        return {"keys": [dict(sorted(key.items()))]}
+
+    def revoke_session(self, session_id: str) -> None:
+        """End a session as an admin sign-out does: delete its `auth.sessions` row (its refresh tokens go by
+        cascade). Its access tokens then answer 403 `session_not_found`; its refresh tokens
+        `refresh_token_not_found`."""
+        if not _is_uuid(session_id):
+            raise ValueError(f"not a session id: {session_id!r}")
+        with self._connect() as conn:
+            conn.execute("DELETE FROM auth.sessions WHERE id = %s", (session_id,))
+
+    def _token_reply(
+        self, user: dict[str, Any], *, session_id: str, refresh_token: str, signed_in_at: datetime
+    ) -> dict[str, Any]:
+        """tokens.AccessTokenResponse (password, signup and refresh grants alike)."""
+        token, expires_at = self._access_token(user, session_id=session_id, signed_in_at=signed_in_at)
         return {
             "access_token": token,
             "token_type": "bearer",
             "expires_in": self.jwt_exp,
             "expires_at": expires_at,
-            # No refresh_tokens table here: a random opaque value of GoTrue's length is enough for clients.
-            "refresh_token": secrets.token_urlsafe(9)[:12],
+            "refresh_token": refresh_token,
             "user": user,
         }
+
+    def _grant_session(
+        self, conn: psycopg.Connection[dict[str, Any]], user_id: str, client: _Client
+    ) -> tuple[str, str, datetime]:
+        """models.GrantAuthenticatedUser with the default legacy refresh tokens: a new `auth.sessions` row
+        (aal1, the caller's user agent and address), its first refresh token (no parent) and the sign-in
+        stamps, in one transaction. Returns (session id, refresh token, the sign-in instant)."""
+        now = self.clock()
+        session_id = str(uuid.uuid4())
+        refresh_token = _secure_alphanumeric(_REFRESH_TOKEN_LENGTH)
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO auth.sessions (id, user_id, created_at, updated_at, factor_id, aal, user_agent, ip)"
+                " VALUES (%s, %s, %s, %s, NULL, 'aal1', %s, %s::inet)",
+                (session_id, user_id, now, now, client.user_agent or None, client.ip or None),
+            )
+            conn.execute(
+                "INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at,"
+                " parent, session_id) VALUES (%s, %s, %s, false, %s, %s, NULL, %s)",
+                (_INSTANCE_ID, refresh_token, user_id, now, now, session_id),
+            )
+            self._touch_sign_in(conn, user_id)
+        return session_id, refresh_token, now
 
     # --- faults ---
 
@@ -550,19 +701,31 @@ class GoTrueStandIn:
     # --- endpoints ---
 
     def handle(
-        self, method: str, path: str, query: Mapping[str, list[str]], headers: Any, body: bytes
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, list[str]],
+        headers: Any,
+        body: bytes,
+        client_address: str = "",
     ) -> tuple[int, Any]:
-        """Serve one request: (status, JSON body). Raises _ApiError / _OAuthError / _DropConnection."""
+        """Serve one request: (status, JSON body; None for a 204). `client_address` is the peer's IP (what a
+        session records when X-Forwarded-For names none). Raises _ApiError / _OAuthError / _DropConnection."""
         with self._lock:
             self.requests_received += 1
         self._apply_faults(path)
+        client = _Client.of(headers, client_address)
         route: Callable[[], tuple[int, Any]] | None = None
         if method == "GET" and path == "/health":
             route = self._health
+        elif method == "GET" and path == _JWKS_PATH:
+            route = lambda: (200, self.jwks())  # noqa: E731
         elif method == "POST" and path == "/signup":
-            route = lambda: self._signup(_json_body(body))  # noqa: E731
+            route = lambda: self._signup(_json_body(body), client)  # noqa: E731
         elif method == "POST" and path == "/token":
-            route = lambda: self._token(query, _json_body(body))  # noqa: E731
+            route = lambda: self._token(query, _json_body(body), client)  # noqa: E731
+        elif method == "POST" and path == "/logout":
+            route = lambda: self._logout(headers, query)  # noqa: E731
         elif method == "GET" and path == "/user":
             route = lambda: self._get_user(headers)  # noqa: E731
         elif path == "/admin/users" and method == "POST":
@@ -583,7 +746,7 @@ class GoTrueStandIn:
             "description": "GoTrue is a user registration and authentication API",
         }
 
-    def _signup(self, params: Mapping[str, Any]) -> tuple[int, Any]:
+    def _signup(self, params: Mapping[str, Any], client: _Client) -> tuple[int, Any]:
         email = _validate_email(params.get("email"))
         password = self._check_password(params.get("password"))
         data = params.get("data") or {}
@@ -606,12 +769,18 @@ class GoTrueStandIn:
             )
             if not self.autoconfirm:
                 return 200, _public(user)
-            self._touch_sign_in(conn, user["id"])
+            # signup.go issues the session in the transaction that created the user (one request, one
+            # transaction here too: the pool's connection commits when the request succeeds).
+            session_id, refresh_token, signed_in_at = self._grant_session(conn, user["id"], client)
             user = self._user_by_id(conn, user["id"]) or user
-        return 200, self._session(_public(user))
+        return 200, self._token_reply(
+            _public(user), session_id=session_id, refresh_token=refresh_token, signed_in_at=signed_in_at
+        )
 
-    def _token(self, query: Mapping[str, list[str]], params: Mapping[str, Any]) -> tuple[int, Any]:
+    def _token(self, query: Mapping[str, list[str]], params: Mapping[str, Any], client: _Client) -> tuple[int, Any]:
         grant_type = (query.get("grant_type") or [""])[0]
+        if grant_type == "refresh_token":
+            return self._refresh_grant(params, client)
         if grant_type != "password":
             raise _OAuthError("unsupported_grant_type")
         raw_email = params.get("email")
@@ -630,9 +799,124 @@ class GoTrueStandIn:
                 raise _ApiError(400, "invalid_credentials", "Invalid login credentials")
             if user["email_confirmed_at"] is None:
                 raise _ApiError(400, "email_not_confirmed", "Email not confirmed")
-            self._touch_sign_in(conn, user["id"])
+            session_id, refresh_token, signed_in_at = self._grant_session(conn, user["id"], client)
             user = self._user_by_id(conn, user["id"]) or user
-        return 200, self._session(_public(user))
+        return 200, self._token_reply(
+            _public(user), session_id=session_id, refresh_token=refresh_token, signed_in_at=signed_in_at
+        )
+
+    def _refresh_grant(self, params: Mapping[str, Any], client: _Client) -> tuple[int, Any]:
+        """RefreshTokenGrant (tokens.Service) for legacy refresh tokens, with GoTrue's defaults: rotation on
+        (GOTRUE_SECURITY_REFRESH_TOKEN_ROTATION_ENABLED), reuse interval `refresh_token_reuse_interval`
+        (default 0 s), no timebox / inactivity timeout / single session per user.
+
+        A revoked token that is the parent of the session's active token (the client lost the last reply)
+        gets that active token back; any other revoked token refreshes only within the reuse interval after
+        its revocation. Past it, every refresh token of the session is revoked (models.RevokeTokenFamily;
+        GoTrue deletes the session itself only for v2 tokens, so the session row and its access tokens
+        stay) and the reply is 400 `refresh_token_already_used`, committed with the revocation.
+        """
+        raw = params.get("refresh_token")
+        if raw is not None and not isinstance(raw, str):
+            raise _ApiError(400, "bad_json", "Could not parse request body as JSON: refresh_token must be a string")
+        presented = raw or ""
+        # RefreshTokenGrantParams.Validate: shorter than 12 (missing included), 12 outside [a-z0-9], or longer
+        # and not a v2 token (this stand-in issues none, so no longer token can parse).
+        if len(presented) != _REFRESH_TOKEN_LENGTH or not _LEGACY_REFRESH_TOKEN_RE.match(presented):
+            raise _ApiError(400, "validation_failed", "Refresh token is not valid")
+        now = self.clock()
+        with self._connect() as conn:
+            # GoTrue locks with FOR UPDATE SKIP LOCKED and retries for up to 5 s (then 409); waiting on the
+            # lock gives a concurrent refresh the same outcome: it finds the token revoked and its child active.
+            token = conn.execute(
+                "SELECT id, token, user_id, revoked, updated_at, parent, session_id FROM auth.refresh_tokens"
+                " WHERE token = %s LIMIT 1 FOR UPDATE",
+                (presented,),
+            ).fetchone()
+            user = None
+            if token is not None and _is_uuid(token["user_id"] or ""):
+                user = self._user_by_id(conn, token["user_id"])
+            # A deleted user's tokens are gone with its sessions; FindUserByID failing is the same 400.
+            if token is None or user is None:
+                raise _ApiError(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
+            banned = user["_banned_until"]
+            if banned is not None and banned > now:
+                raise _ApiError(400, "user_banned", "Invalid Refresh Token: User Banned")
+            session = None
+            if token["session_id"] is not None and str(token["session_id"]) != _NIL_UUID:
+                session = conn.execute(
+                    "SELECT id, created_at, not_after FROM auth.sessions WHERE id = %s FOR UPDATE",
+                    (token["session_id"],),
+                ).fetchone()
+            if session is None:
+                # A token from before the sessions table: GoTrue deletes it, then refuses.
+                conn.execute("DELETE FROM auth.refresh_tokens WHERE id = %s", (token["id"],))
+                conn.commit()
+                raise _ApiError(400, "session_not_found", "Invalid Refresh Token: No Valid Session Found")
+            if session["not_after"] is not None and now > session["not_after"]:
+                raise _ApiError(400, "session_expired", "Invalid Refresh Token: Session Expired")
+            issued: str | None = None
+            if token["revoked"]:
+                active = conn.execute(
+                    "SELECT token, parent FROM auth.refresh_tokens WHERE session_id = %s AND revoked IS false"
+                    " ORDER BY id DESC LIMIT 1",
+                    (session["id"],),
+                ).fetchone()
+                if active is not None and active["parent"] == token["token"]:
+                    issued = active["token"]
+                elif now > (token["updated_at"] or _EPOCH) + timedelta(seconds=self.refresh_token_reuse_interval):
+                    conn.execute(
+                        "UPDATE auth.refresh_tokens SET revoked = true, updated_at = %s"
+                        " WHERE session_id = %s AND revoked = false",
+                        (now, session["id"]),
+                    )
+                    conn.commit()  # storage.NewCommitWithError: the revocation stands, the request fails
+                    raise _ApiError(400, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
+            if issued is None:
+                # models.GrantRefreshTokenSwap: revoke the presented token, issue its child in the same session.
+                issued = _secure_alphanumeric(_REFRESH_TOKEN_LENGTH)
+                conn.execute(
+                    "UPDATE auth.refresh_tokens SET revoked = true, updated_at = %s WHERE id = %s", (now, token["id"])
+                )
+                conn.execute(
+                    "INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at,"
+                    " parent, session_id) VALUES (%s, %s, %s, false, %s, %s, %s, %s)",
+                    (_INSTANCE_ID, issued, user["id"], now, now, token["token"], session["id"]),
+                )
+                # createRefreshToken stamps the sign-in on every swap.
+                conn.execute("UPDATE auth.users SET last_sign_in_at = %s WHERE id = %s", (now, user["id"]))
+            # Session.UpdateOnlyRefreshInfo: refreshed_at is a timestamp without time zone, written in UTC.
+            conn.execute(
+                "UPDATE auth.sessions SET refreshed_at = %s, user_agent = %s, ip = %s::inet, updated_at = %s"
+                " WHERE id = %s",
+                (
+                    now.astimezone(UTC).replace(tzinfo=None),
+                    client.user_agent or None,
+                    client.ip or None,
+                    now,
+                    session["id"],
+                ),
+            )
+            user = self._user_by_id(conn, user["id"]) or user
+        return 200, self._token_reply(
+            _public(user), session_id=str(session["id"]), refresh_token=issued, signed_in_at=session["created_at"]
+        )
+
+    def _logout(self, headers: Any, query: Mapping[str, list[str]]) -> tuple[int, Any]:
+        """POST /logout (requireAuthentication, then Logout): scope global (GoTrue's default), local or
+        others; a token without a session_id claim signs the user out everywhere. 204 without a body."""
+        _, user, session = self._authenticate(headers)
+        scope = (query.get("scope") or [""])[0] or "global"
+        if scope not in _LOGOUT_SCOPES:
+            raise _ApiError(400, "validation_failed", f"Unsupported logout scope {json.dumps(scope)}")
+        with self._connect() as conn:
+            if session is not None and scope == "local":
+                conn.execute("DELETE FROM auth.sessions WHERE id = %s", (session["id"],))
+            elif session is not None and scope == "others":
+                conn.execute("DELETE FROM auth.sessions WHERE id != %s AND user_id = %s", (session["id"], user["id"]))
+            else:
+                conn.execute("DELETE FROM auth.sessions WHERE user_id = %s", (user["id"],))
+        return 204, None
 
     def _touch_sign_in(self, conn: psycopg.Connection[dict[str, Any]], user_id: str) -> None:
         with conn.transaction():
@@ -648,24 +932,92 @@ class GoTrueStandIn:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _ApiError(401, "no_authorization", "This endpoint requires a valid Bearer token")
-        claims = decode_jwt(token.strip(), self.jwt_secret, now=self.clock().timestamp())
-        if claims is None:
-            raise _ApiError(403, "bad_jwt", "invalid JWT: unable to parse or verify signature, token is invalid")
+        return self._verify(token.strip())
+
+    def _verify(self, token: str) -> dict[str, Any]:
+        """parseJWTClaims: a `kid` naming the signing key selects its public key (ES256), otherwise an HS256
+        token is checked with the JWT secret; anything else is refused. Expired means now >= exp (jwt-go)."""
+
+        def refused(reason: str) -> _ApiError:
+            return _ApiError(403, "bad_jwt", f"invalid JWT: unable to parse or verify signature, {reason}")
+
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise refused("token is malformed: could not JSON decode header") from exc
+        kid, alg = header.get("kid"), header.get("alg")
+        claims: dict[str, Any] | None
+        if self.signing_key is not None and kid == self.signing_kid:
+            try:
+                claims = jwt.decode(
+                    token,
+                    self.signing_key.public_key(),
+                    algorithms=["ES256"],
+                    # Expiry is judged below against the server's clock; GoTrue checks no audience.
+                    options={"verify_exp": False, "verify_aud": False, "verify_iat": False, "verify_nbf": False},
+                )
+            except jwt.PyJWTError as exc:
+                raise refused("token signature is invalid: crypto/ecdsa: verification error") from exc
+        elif alg == "HS256":
+            claims = _hs256_claims(token, self.jwt_secret)
+            if claims is None:
+                raise refused("token signature is invalid: signature is invalid")
+        else:
+            shown_kid = "<nil>" if kid is None else kid
+            raise refused(
+                f"token is unverifiable: error while executing keyfunc: unrecognized JWT kid {shown_kid}"
+                f" for algorithm {alg}"
+            )
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and self.clock().timestamp() >= exp:
+            raise refused("token has invalid claims: token is expired")
         return claims
 
+    def _load_user_and_session(self, claims: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """maybeLoadUserOrSession: the sub claim's user, and the session_id claim's session when it names one."""
+        subject = claims.get("sub")
+        if not subject:
+            raise _ApiError(403, "bad_jwt", "invalid claim: missing sub claim")
+        if not isinstance(subject, str) or not _is_uuid(subject):
+            raise _ApiError(400, "bad_jwt", "invalid claim: sub claim must be a UUID")
+        session_id = claims.get("session_id")
+        with self._connect() as conn:
+            user = self._user_by_id(conn, subject)
+            if user is None:
+                raise _ApiError(403, "user_not_found", "User from sub claim in JWT does not exist")
+            if not session_id or session_id == _NIL_UUID:
+                return user, None
+            if not isinstance(session_id, str) or not _is_uuid(session_id):
+                raise _ApiError(403, "bad_jwt", "invalid claim: session_id claim must be a UUID")
+            session = conn.execute(
+                "SELECT id, user_id, created_at, not_after FROM auth.sessions WHERE id = %s", (session_id,)
+            ).fetchone()
+        if session is None:
+            raise _ApiError(403, "session_not_found", "Session from session_id claim in JWT does not exist")
+        return user, session
+
+    def _authenticate(self, headers: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+        """requireAuthentication (/user, /logout): a verified token, its user and session, the user not banned."""
+        claims = self._claims(headers)
+        user, session = self._load_user_and_session(claims)
+        banned = user["_banned_until"]
+        if banned is not None and banned > self.clock():
+            raise _ApiError(403, "user_banned", "User is banned")
+        return claims, user, session
+
     def _require_admin(self, headers: Any) -> None:
-        if self._claims(headers).get("role") not in _ADMIN_ROLES:
+        """requireAdminCredentials: a token naming a session must name a live, valid one; then the role."""
+        claims = self._claims(headers)
+        session_id = claims.get("session_id")
+        if session_id and session_id != _NIL_UUID:
+            _, session = self._load_user_and_session(claims)
+            if session is not None and session["not_after"] is not None and self.clock() > session["not_after"]:
+                raise _ApiError(403, "session_expired", "Session is no longer valid")
+        if claims.get("role") not in _ADMIN_ROLES:
             raise _ApiError(403, "not_admin", "User not allowed")
 
     def _get_user(self, headers: Any) -> tuple[int, Any]:
-        claims = self._claims(headers)
-        subject = claims.get("sub")
-        user = None
-        if isinstance(subject, str) and _is_uuid(subject):
-            with self._connect() as conn:
-                user = self._user_by_id(conn, subject)
-        if user is None:
-            raise _ApiError(403, "user_not_found", "User from sub claim in JWT does not exist")
+        _, user, _ = self._authenticate(headers)
         return 200, _public(user)
 
     def _admin_create(self, headers: Any, params: Mapping[str, Any]) -> tuple[int, Any]:
@@ -924,7 +1276,9 @@ def _handler_for(standin: GoTrueStandIn) -> type[BaseHTTPRequestHandler]:
                 if length > _MAX_BODY:
                     raise _ApiError(413, "request_too_large", "Request body too large")
                 body = self.rfile.read(length) if length > 0 else b""
-                status, payload = standin.handle(method, path, parse_qs(parts.query), self.headers, body)
+                status, payload = standin.handle(
+                    method, path, parse_qs(parts.query), self.headers, body, str(self.client_address[0])
+                )
             except _DropConnection:
                 standin.calls.append((method, path, 0))
                 standin.request_log.append(LoggedRequest(arrived, method, path, 0, _created_id(method, path, body)))
@@ -945,10 +1299,19 @@ def _handler_for(standin: GoTrueStandIn) -> type[BaseHTTPRequestHandler]:
                 payload = {"code": 500, "error_code": "unexpected_failure", "msg": "Database error querying schema"}
             standin.calls.append((method, path, status))
             standin.request_log.append(LoggedRequest(arrived, method, path, status, _created_id(method, path, body)))
+            if status == HTTPStatus.NO_CONTENT:
+                # /logout: a 204 carries neither a body nor a Content-Length (RFC 9110 8.6).
+                self.send_response(status)
+                if modern:
+                    self.send_header(_API_VERSION_HEADER, _API_VERSION_2024)
+                self.end_headers()
+                return
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if path == _JWKS_PATH and status == HTTPStatus.OK:
+                self.send_header("Cache-Control", "public, max-age=600")  # WellKnownJwks sets it
             if status == HTTPStatus.TOO_MANY_REQUESTS:
                 self.send_header("Retry-After", standin.faults.retry_after)
             if modern:
