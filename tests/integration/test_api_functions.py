@@ -33,7 +33,9 @@ class Functions:
             "PARAMETER_PREFIX": self.prefix,
             "SUPABASE_URL": f"http://127.0.0.1:{free_port()}" if supabase_down else self.stack.gotrue.url,
             "SUPABASE_SERVICE_KEY": self.stack.gotrue.service_key,
+            "SUPABASE_JWT_SECRET": self.stack.gotrue.jwt_secret,
             "BETTER_AUTH_URL": self.stack.better_auth_server.base_url,
+            "BETTER_AUTH_SECRET": self.stack.better_auth_server.effective_secret,
             "NEW_DATABASE_URL": url,
             "OLD_DATABASE_URL": url,
             "BETTER_AUTH_DATABASE_URL": url,
@@ -101,6 +103,27 @@ def test_sample_events_give_their_documented_answers(functions: Functions) -> No
     events = functions.stack.query("SELECT operation, success, error_kind FROM auth_events ORDER BY id")
     assert events[:2] == [("signup", True, None), ("signup", True, None)]
     assert ("login", False, "invalid_credentials") in events
+
+
+def test_the_session_exchange_function_turns_a_login_into_a_better_auth_session(functions: Functions) -> None:
+    refused = functions.invoke(
+        "SessionExchange", load_event(EVENTS / "session_exchange" / "exchange_invalid_token.json")
+    )
+    assert (refused["statusCode"], _body(refused)["error"]) == (401, "invalid_token")
+
+    functions.flags(MIGRATION_MODE="supabase_only")  # a Supabase user bulk has not reached: the exchange migrates
+    assert functions.invoke("Signup", load_event(EVENTS / "signup" / "signup.json"))["statusCode"] == 200
+    signed_in = _body(functions.invoke("Login", load_event(EVENTS / "login" / "login.json")))
+    assert signed_in["system"] == "supabase"
+    event = load_event(EVENTS / "session_exchange" / "exchange_invalid_token.json")
+    event["body"] = json.dumps({"access_token": signed_in["session"]["access_token"]})
+
+    reply = functions.invoke("SessionExchange", event)
+
+    assert reply["statusCode"] == 200, reply
+    assert _body(reply)["user"]["id"] == signed_in["user"]["id"]
+    (cookie,) = reply["multiValueHeaders"]["Set-Cookie"]
+    assert cookie.startswith("better-auth.session_token=")
 
 
 def test_flags_come_from_ssm_per_request(functions: Functions) -> None:

@@ -453,6 +453,9 @@ def test_status_counts_users_per_system_and_open_gaps(dual_write_stack: DualWrit
         "open_gaps": 1,
         "conflicts": 0,
         "completion_rate": 100.0,
+        # Both signed up through Better-Auth's own API: its scrypt hashes, none of Supabase's bcrypt.
+        "bcrypt_hashes": 0,
+        "better_auth_hashes": 2,
     }
     stack.drain()
     with contextlib.redirect_stdout(io.StringIO()) as text:

@@ -24,6 +24,9 @@ NOT_AT_IMPORT = (
     "boto3",  # SqsRepairQueue imports it on its first send
     "sentry_sdk",  # init_sentry imports it only with a DSN
     "aws_lambda_powertools.event_handler.openapi.models",  # the OpenAPI document, never built by a request
+    "jwt",  # PyJWT (and cryptography): the SessionExchange function's token checks
+    "cryptography",
+    "auth_migration.sessions.exchange",
 )
 
 

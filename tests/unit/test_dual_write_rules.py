@@ -108,3 +108,13 @@ def test_bcrypt_limits_and_format() -> None:
     assert hashed.startswith("$2a$10$")
     assert is_bcrypt_hash(hashed)
     assert not is_bcrypt_hash("salt:key")
+
+
+def test_better_auths_hash_is_salt_hex_colon_scrypt_key_hex_over_the_nfkc_password() -> None:
+    from auth_migration.dual_write.passwords import better_auth_hash
+
+    salt = "0123456789abcdef0123456789abcdef"
+    hashed = better_auth_hash("pa\u0073\u0301word", salt=salt)  # "s" + combining acute: NFKC composes it
+    assert hashed.startswith(salt + ":") and len(hashed.split(":")[1]) == 128
+    assert hashed == better_auth_hash("pa\u015bword", salt=salt)
+    assert better_auth_hash("pa\u015bword") != better_auth_hash("pa\u015bword")  # a fresh salt each time

@@ -41,6 +41,8 @@ def complete_raw(**overrides: str) -> dict[str, str]:
         "ROLLBACK_MIN_SAMPLE": "250",
         "ROLLBACK_WINDOW_MINUTES": "10",
         "DRY_RUN": "yes",
+        "SESSION_EXCHANGE": "off",
+        "HASH_UPGRADE": "on",
     }
     raw.update(overrides)
     return raw
@@ -65,6 +67,7 @@ def test_defaults_are_the_safe_state() -> None:
     assert flags.rollback_min_success_rate == 0.90
     assert flags.rollback_min_sample == 100
     assert flags.dry_run is False
+    assert flags.session_exchange is True
 
 
 def test_empty_mapping_gives_the_defaults_and_one_warning_per_flag() -> None:
@@ -95,6 +98,8 @@ def test_complete_valid_mapping_parses_without_warnings() -> None:
         rollback_min_sample=250,
         rollback_window_minutes=10,
         dry_run=True,
+        session_exchange=False,
+        hash_upgrade=True,
     )
 
 

@@ -56,7 +56,7 @@ def test_an_emergency_rollback_narrows_first() -> None:
 
 def test_widening_switches_the_primary_last() -> None:
     changes = plan_changes(dict(PHASES[1]), dict(PHASES[3]))
-    assert [c.name for c in changes] == ["MIGRATION_VALIDATION", "MIGRATION_MODE", "USE_BETTER_AUTH"]
+    assert [c.name for c in changes] == ["MIGRATION_VALIDATION", "HASH_UPGRADE", "MIGRATION_MODE", "USE_BETTER_AUTH"]
 
 
 def test_emergency_rollback_from_better_auth_only_stops_at_dual_write() -> None:

@@ -214,6 +214,8 @@ def test_ssm_is_not_asked_when_every_secret_is_already_given() -> None:
         "BETTER_AUTH_DATABASE_URL": "postgresql://a@db/new",
         "SUPABASE_SERVICE_KEY": "k",
         "SENTRY_DSN": "https://k@sentry.example/1",
+        "SUPABASE_JWT_SECRET": "jwt-secret",
+        "BETTER_AUTH_SECRET": "better-auth-secret",
     }
 
     load_settings(environ, ssm_provider=ssm)

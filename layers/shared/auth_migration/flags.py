@@ -72,6 +72,11 @@ class Flags:
     #: The window AutoRollback judges, in minutes.
     rollback_window_minutes: int = 5
     dry_run: bool = False
+    #: POST /auth/session/exchange turns Supabase sessions into Better-Auth ones; off after the cutover window.
+    session_exchange: bool = True
+    #: A Better-Auth sign-in of a user still holding a Supabase bcrypt hash re-hashes the password with
+    #: Better-Auth's scrypt (phases 3-4 turn it on), so the bcrypt-aware verify can be retired one day.
+    hash_upgrade: bool = False
 
     def __post_init__(self) -> None:
         # Direct construction (tests, the admin API) gets the same guarantees parse_flags gives.
@@ -278,6 +283,8 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("ROLLBACK_MIN_SAMPLE", "rollback_min_sample", _to_min_sample),
     _Spec("ROLLBACK_WINDOW_MINUTES", "rollback_window_minutes", _to_window),
     _Spec("DRY_RUN", "dry_run", _to_bool, _render_bool),
+    _Spec("SESSION_EXCHANGE", "session_exchange", _to_bool, _render_bool),
+    _Spec("HASH_UPGRADE", "hash_upgrade", _to_bool, _render_bool),
 )
 FLAG_NAMES: Final[tuple[str, ...]] = tuple(spec.name for spec in _SPECS)
 assert {spec.attr for spec in _SPECS} == {f.name for f in fields(Flags)}, "every Flags field has an SSM name"

@@ -16,7 +16,8 @@ __all__ = ["GATEWAY_ERROR", "openapi_document"]
 
 _DESCRIPTION: Final = """Two API Gateway REST APIs of the template, one document.
 
-- **AuthApi** (output AuthApiUrl): POST /auth/signup and POST /auth/login, for the product's clients. Every
+- **AuthApi** (output AuthApiUrl): POST /auth/signup, POST /auth/login and POST /auth/session/exchange (a
+  Supabase session in, a Better-Auth session out), for the product's clients. Every
   reply is JSON; every refusal is a 4xx with {error, message} (ErrorReply); no reply ever echoes the request
   body (a validation error names the field and the problem, never the value it saw).
 - **AdminApi** (output AdminApiUrl, tag `admin`): the rollout and the migrations for operators and tools.

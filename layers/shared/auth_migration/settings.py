@@ -55,6 +55,16 @@ ENV_NAMES: Final[Mapping[str, str]] = {
     "dry_run": "DRY_RUN",
     "auth_events_retention_days": "AUTH_EVENTS_RETENTION_DAYS",
     "flags_max_age_s": "FLAGS_MAX_AGE_S",
+    "supabase_jwt_secret": "SUPABASE_JWT_SECRET",
+    "supabase_jwt_issuer": "SUPABASE_JWT_ISSUER",
+    "supabase_jwks_url": "SUPABASE_JWKS_URL",
+    "better_auth_secret": "BETTER_AUTH_SECRET",
+    "better_auth_cookie_prefix": "BETTER_AUTH_COOKIE_PREFIX",
+    "better_auth_secure_cookies": "BETTER_AUTH_SECURE_COOKIES",
+    "better_auth_cookie_domain": "BETTER_AUTH_COOKIE_DOMAIN",
+    "better_auth_session_expires_s": "BETTER_AUTH_SESSION_EXPIRES_IN",
+    "exchange_limit_per_ip": "EXCHANGE_LIMIT_PER_IP",
+    "exchange_limit_per_user": "EXCHANGE_LIMIT_PER_USER",
 }
 # The secret-ish names that may live in SSM as SecureString `{PARAMETER_PREFIX}{NAME}`.
 SSM_SECRET_NAMES: Final[tuple[str, ...]] = (
@@ -63,6 +73,8 @@ SSM_SECRET_NAMES: Final[tuple[str, ...]] = (
     "BETTER_AUTH_DATABASE_URL",
     "SUPABASE_SERVICE_KEY",
     "SENTRY_DSN",
+    "SUPABASE_JWT_SECRET",
+    "BETTER_AUTH_SECRET",
 )
 _DATABASE_FIELDS: Final = ("old_database_url", "new_database_url", "better_auth_database_url")
 _FIELD_BY_ENV: Final = {env: name for name, env in ENV_NAMES.items()}
@@ -141,6 +153,26 @@ class Settings(BaseModel):
     #: How long a container reuses its flag read: the bound on how late an emergency rollback is
     #: obeyed. Powertools v3's own default is 300 s, five minutes of traffic on a rolled-back system.
     flags_max_age_s: int = Field(default=10, ge=0, le=300)
+    # --- session exchange (sessions/): Supabase tokens in, Better-Auth sessions out ---
+    #: The Supabase project's JWT secret (HS256 access tokens); without it only JWKS-signed tokens verify.
+    supabase_jwt_secret: SecretStr | None = None
+    #: The `iss` of the project's access tokens; default `{SUPABASE_URL}/auth/v1`, what GoTrue writes.
+    supabase_jwt_issuer: str | None = None
+    #: The project's public signing keys (ES256/RS256 tokens); default `{SUPABASE_URL}/auth/v1/.well-known/jwks.json`.
+    supabase_jwks_url: str | None = None
+    #: Better-Auth's own BETTER_AUTH_SECRET: its session cookie is signed with it, so ours must be too.
+    better_auth_secret: SecretStr | None = None
+    #: Better-Auth's `advanced.cookiePrefix` (its default "better-auth"): the cookie is `<prefix>.session_token`.
+    better_auth_cookie_prefix: str = Field(default="better-auth", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: Better-Auth's `advanced.useSecureCookies`; unset: what Better-Auth decides, https BETTER_AUTH_URL -> secure.
+    better_auth_secure_cookies: bool | None = None
+    #: Better-Auth's cross-subdomain cookie domain, when the app sets one.
+    better_auth_cookie_domain: str | None = Field(default=None, pattern=r"^\.?[A-Za-z0-9.-]{1,253}$")
+    #: Better-Auth's `session.expiresIn` in seconds (its default 7 days; a cookie may not outlive 400 days).
+    better_auth_session_expires_s: int = Field(default=7 * 24 * 3600, ge=60, le=400 * 24 * 3600)
+    #: Session exchanges allowed per client IP and per user per minute (shared by every container).
+    exchange_limit_per_ip: int = Field(default=30, ge=1, le=100_000)
+    exchange_limit_per_user: int = Field(default=10, ge=1, le=10_000)
 
     @model_validator(mode="before")
     @classmethod
@@ -164,6 +196,11 @@ class Settings(BaseModel):
     def _http_url(cls, value: str) -> str:
         return _check_http_url(value)
 
+    @field_validator("supabase_jwt_issuer", "supabase_jwks_url")
+    @classmethod
+    def _optional_http_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
+
     @field_validator("parameter_prefix")
     @classmethod
     def _ssm_prefix(cls, value: str | None) -> str | None:
@@ -174,7 +211,7 @@ class Settings(BaseModel):
         # Names are appended directly ({PARAMETER_PREFIX}{NAME}), so the prefix ends in '/'.
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("dry_run", "sentry_hash_emails", mode="before")
+    @field_validator("dry_run", "sentry_hash_emails", "better_auth_secure_cookies", mode="before")
     @classmethod
     def _bool_words(cls, value: Any) -> Any:
         # Same words as the flags (yes/no/on/off too), so DRY_RUN means the same in env and SSM.
@@ -189,6 +226,22 @@ class Settings(BaseModel):
     def flag_prefix(self) -> str:
         """Where the rollout flags live: PARAMETER_PREFIX, else the template's /auth-migration/<stage>/."""
         return self.parameter_prefix or f"/auth-migration/{self.stage}/"
+
+    @property
+    def jwt_issuer(self) -> str:
+        """The `iss` Supabase access tokens must carry."""
+        return self.supabase_jwt_issuer or f"{self.supabase_url}/auth/v1"
+
+    @property
+    def jwks_url(self) -> str:
+        return self.supabase_jwks_url or f"{self.supabase_url}/auth/v1/.well-known/jwks.json"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether the session cookie is `__Secure-` prefixed and Secure, as Better-Auth decides it."""
+        if self.better_auth_secure_cookies is not None:
+            return self.better_auth_secure_cookies
+        return self.better_auth_url.startswith("https://")
 
     @property
     def shares_state_with_target(self) -> bool:

@@ -18,23 +18,33 @@ _LABELS = {
     "completion_rate": "completion rate %",
     "open_gaps": "open dual-write gaps",
     "conflicts": "gaps needing a person",
+    "bcrypt_hashes": "Supabase bcrypt hashes left",
+    "better_auth_hashes": "Better-Auth scrypt hashes",
 }
 
 
 @click.command(
     short_help="users per system, completion rate, open dual-write gaps",
-    help="Users per system: tracked, in Supabase, in Better-Auth, in both, validated, completion rate, open gaps.",
+    help=(
+        "Users per system: tracked, in Supabase, in Better-Auth, in both, validated, completion rate, open gaps, "
+        "and the Better-Auth passwords still held as Supabase bcrypt hashes (HASH_UPGRADE re-hashes them at login)."
+    ),
 )
 @click.option("--database-url", help="the state database (default: NEW_DATABASE_URL)")
+@click.option("--better-auth-database-url", help="Better-Auth's database (default: BETTER_AUTH_DATABASE_URL)")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_state
-def status(state: CliState, database_url: str | None, as_json: bool) -> int:
+def status(state: CliState, database_url: str | None, better_auth_database_url: str | None, as_json: bool) -> int:
+    from auth_migration.dual_write.directory import credential_hash_counts
     from auth_migration.dual_write.records import migration_stats
     from auth_migration.store import connect, require_schema
 
     with connect(database_url or state.settings().new_database_url, autocommit=True) as conn:
         require_schema(conn)
         stats = migration_stats(conn).as_dict()
+    target = better_auth_database_url or (database_url if database_url else state.settings().better_auth_database_url)
+    with connect(target, autocommit=True) as conn:
+        stats.update(credential_hash_counts(conn))
     if as_json:
         print(json.dumps(stats))
         return EXIT_OK

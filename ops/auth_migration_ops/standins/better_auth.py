@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Final
 
 import httpx
 
@@ -128,6 +128,10 @@ def free_port() -> int:
         return port
 
 
+#: server.mjs's fixed BETTER_AUTH_SECRET when none is given: a test value, never a real deployment's.
+TEST_SECRET: Final = "auth-migration-test-secret-not-for-production-0123456789"  # noqa: S105
+
+
 class BetterAuthServer:
     """One Better-Auth server process on 127.0.0.1, used as a context manager or via start()/stop().
 
@@ -162,6 +166,11 @@ class BetterAuthServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._stdout: IO[bytes] | None = None
         self._stderr: IO[bytes] | None = None
+
+    @property
+    def effective_secret(self) -> str:
+        """The BETTER_AUTH_SECRET the server signs its cookies with (what the session exchange must use)."""
+        return self.secret if self.secret is not None else TEST_SECRET
 
     @property
     def base_url(self) -> str:

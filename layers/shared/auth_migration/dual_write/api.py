@@ -1,6 +1,8 @@
-"""The REST routes POST /auth/signup and POST /auth/login on Powertools Event Handler, with validation.
+"""The REST routes POST /auth/signup, POST /auth/login and POST /auth/session/exchange on Powertools Event
+Handler, with validation.
 
-Both functions (Signup, Login) resolve the same resolver: API Gateway sends each only its own route.
+The functions (Signup, Login, SessionExchange) resolve the same resolver: API Gateway sends each only its
+own route.
 Every reply is JSON; every refusal is a 4xx with {error, message}; no reply ever echoes the request
 body (a validation error names the field and the problem, never the value it saw).
 """
@@ -14,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -43,6 +45,11 @@ from auth_migration.rest import JSON, MAX_BODY_BYTES, ErrorReply, field_problems
 from auth_migration.rest import error_reply as _error
 from auth_migration.rest import json_reply as _reply
 from auth_migration.rollout.checks import USER_ERROR_KINDS
+from auth_migration.sessions.api_models import ExchangeReply, ExchangeRequest, ExchangeUserBody
+
+if TYPE_CHECKING:
+    # The exchange itself (PyJWT, cryptography) is imported only by the SessionExchange function.
+    from auth_migration.sessions.exchange import SessionExchanger
 
 __all__ = ["MAX_BODY_BYTES", "build_resolver", "handle_api_event", "observe", "openapi_schema"]
 
@@ -126,6 +133,8 @@ def _outcome_metrics(operation: Operation, outcome: AuthOutcome) -> None:
         metrics.add_metric(name="DualWriteInconsistency", unit="Count", value=len(outcome.gap_reasons))
     if outcome.lazy_migrated:
         metrics.add_metric(name="LazyMigrated", unit="Count", value=1)
+    if outcome.hash_upgraded:
+        metrics.add_metric(name="HashUpgraded", unit="Count", value=1)
 
 
 def observe(
@@ -191,10 +200,32 @@ def observe(
     return outcome
 
 
+_EXCHANGE_MESSAGES: Final[Mapping[str, str]] = {
+    "invalid_token": "The session is not valid; sign in again.",
+    "exchange_disabled": "Session exchange is turned off; sign in again.",
+    "account_conflict": "This account cannot be signed in this way; sign in with your password.",
+    "rate_limited": "Too many attempts; try again later.",
+}
+_SET_COOKIE: Final[dict[str, OpenAPIResponseHeader]] = {
+    "Set-Cookie": {
+        "description": (
+            "Better-Auth's signed session cookie, as its sign-in sets it: `better-auth.session_token` "
+            "(`__Secure-` prefixed over https), HttpOnly, SameSite=Lax, Path=/, Max-Age = the session's lifetime"
+        ),
+        "schema": {"type": "string"},
+    }
+}
+
+
 def build_resolver(
-    service: Callable[[], AuthService], flags: Callable[[], Flags], *, timer: Callable[[], float] = time.monotonic
+    service: Callable[[], AuthService],
+    flags: Callable[[], Flags],
+    *,
+    exchanger: Callable[[], SessionExchanger] | None = None,
+    timer: Callable[[], float] = time.monotonic,
 ) -> APIGatewayRestResolver:
-    """The resolver with both routes; `service` and `flags` are called per request (flags: one snapshot).
+    """The resolver with every auth route; `service`, `exchanger` and `flags` are called per request (flags:
+    one snapshot). Without `exchanger` the exchange route answers 503 (a function not built for it).
     `timer` (monotonic seconds) measures each request's latency; tests pin it."""
     app = APIGatewayRestResolver(enable_validation=True)
 
@@ -262,6 +293,78 @@ def build_resolver(
             },
         )
         return _reply(200, AuthReply.of(outcome.result).model_dump())
+
+    @app.post(
+        "/auth/session/exchange",
+        summary="Exchange a Supabase session for a Better-Auth session of the same user (nobody is logged out)",
+        description=(
+            "Takes the access token of a signed-in Supabase user and answers what Better-Auth's sign-in "
+            "answers: the session token, the user, and the signed session cookie. A user Better-Auth does not "
+            "hold yet is migrated first. Works in every migration phase while the SESSION_EXCHANGE flag is on. "
+            + _JSON_ONLY
+        ),
+        responses={
+            200: {
+                "description": "A Better-Auth session was created",
+                "content": {_JSON: {"model": ExchangeReply}},
+                "headers": _SET_COOKIE,
+            },
+            400: _refusal(_INVALID_BODY),
+            401: _refusal(
+                "Not a live Supabase session, `invalid_token`: bad signature or algorithm, expired, wrong "
+                "audience or issuer, unknown, deleted or banned user, signed-out session"
+            ),
+            403: _refusal("The SESSION_EXCHANGE flag is off (after the cutover window), `exchange_disabled`"),
+            409: _refusal("Better-Auth holds this email under another user id, `account_conflict`"),
+            413: _refusal(_TOO_LARGE),
+            415: _refusal(_NOT_JSON),
+            429: _refusal("Too many exchanges from this IP or for this user, `rate_limited`", headers=_RETRY_AFTER),
+            503: _refusal("A database the exchange needs is unreachable, `unavailable`", headers=_RETRY_AFTER),
+        },
+    )
+    def session_exchange(body: Annotated[ExchangeRequest, Body()]) -> Response[str]:
+        # Imported here: the exchange's errors live with it, beside PyJWT (not in Signup/Login's cold start).
+        from auth_migration.sessions.exchange import ExchangeRefused, ExchangeUnavailable
+
+        if exchanger is None:
+            raise ConfigError("this function does not serve the session exchange")
+        snapshot = flags()
+        try:
+            result = exchanger().exchange(
+                snapshot,
+                body.access_token,
+                client_ip=client_ip(),
+                user_agent=app.current_event.headers.get("user-agent"),
+            )
+        except ExchangeRefused as exc:
+            metrics.add_metric(name=f"SessionExchangeRefused_{exc.reason}", unit="Count", value=1)
+            logger.info("session exchange refused", extra={"error": exc.error, "reason": exc.reason})
+            headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+            return _error(exc.status, exc.error, _EXCHANGE_MESSAGES[exc.error], headers=headers)
+        except ExchangeUnavailable as exc:
+            metrics.add_metric(name="AuthFailed", unit="Count", value=1)
+            logger.warning("session exchange unavailable", extra={"reason": exc.reason})
+            return _error(*_UNAVAILABLE, headers={"Retry-After": "1"})
+        metrics.add_metric(name="SessionExchanged", unit="Count", value=1)
+        if result.lazy_migrated:
+            metrics.add_metric(name="LazyMigrated", unit="Count", value=1)
+        logger.info("session exchanged", extra={"user_id": result.user.id, "lazy_migrated": result.lazy_migrated})
+        user = result.user
+        reply = ExchangeReply(
+            token=result.session.token,
+            user=ExchangeUserBody(
+                id=user.id,
+                email=user.email,
+                name=user.name,
+                image=user.image,
+                emailVerified=user.email_verified,
+                createdAt=user.created_at,
+                updatedAt=user.updated_at,
+            ),
+        )
+        response = _reply(200, reply.model_dump(mode="json", by_alias=True))
+        response.cookies.append(result.cookie)
+        return response
 
     # Powertools' exception_handler decorator is untyped; the handlers themselves are fully typed.
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]

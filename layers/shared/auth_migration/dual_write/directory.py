@@ -25,10 +25,13 @@ from auth_migration.transforms import CREDENTIAL_PROVIDER, account_id_for
 
 __all__ = [
     "NewUser",
+    "credential_hash",
+    "credential_hash_counts",
     "find_better_auth_user",
     "find_supabase_user",
     "insert_better_auth_user",
     "metadata_json",
+    "replace_credential_hash",
     "supabase_hash",
     "update_better_auth_user",
 ]
@@ -134,6 +137,36 @@ def update_better_auth_user(conn: psycopg.Connection, user_id: str, *, email_ver
         'UPDATE "user" SET "emailVerified" = %s, name = %s, "updatedAt" = now() WHERE id = %s',
         (email_verified, name, user_id),
     )
+
+
+def credential_hash(conn: psycopg.Connection, user_id: str) -> str | None:
+    """The password hash of the user's Better-Auth credential account, or None."""
+    row = conn.execute(
+        'SELECT password FROM account WHERE "userId" = %s AND "providerId" = %s', (user_id, CREDENTIAL_PROVIDER)
+    ).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def replace_credential_hash(conn: psycopg.Connection, user_id: str, old: str, new: str) -> bool:
+    """Swap the credential account's hash `old` for `new`; False when it no longer holds `old`."""
+    cur = conn.execute(
+        """UPDATE account SET password = %s, "updatedAt" = now()
+           WHERE "userId" = %s AND "providerId" = %s AND password = %s""",
+        (new, user_id, CREDENTIAL_PROVIDER, old),
+    )
+    return cur.rowcount == 1
+
+
+def credential_hash_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Better-Auth credential accounts by hash kind: Supabase bcrypt still to upgrade, and the rest."""
+    row = conn.execute(
+        """SELECT count(*) FILTER (WHERE password ~ '^\\$2[aby]\\$'),
+                  count(*) FILTER (WHERE password IS NOT NULL AND password !~ '^\\$2[aby]\\$')
+           FROM account WHERE "providerId" = %s""",
+        (CREDENTIAL_PROVIDER,),
+    ).fetchone()
+    assert row is not None
+    return {"bcrypt_hashes": int(row[0]), "better_auth_hashes": int(row[1])}
 
 
 def metadata_json(metadata: Mapping[str, Any]) -> str:

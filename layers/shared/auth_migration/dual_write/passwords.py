@@ -8,11 +8,21 @@ worker thread overlaps the primary system's HTTP call instead of adding to it.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import unicodedata
 from typing import Final
 
 import bcrypt
 
-__all__ = ["BCRYPT_MAX_BYTES", "BCRYPT_ROUNDS", "hash_password", "is_bcrypt_hash", "password_fits_bcrypt"]
+__all__ = [
+    "BCRYPT_MAX_BYTES",
+    "BCRYPT_ROUNDS",
+    "better_auth_hash",
+    "hash_password",
+    "is_bcrypt_hash",
+    "password_fits_bcrypt",
+]
 
 BCRYPT_ROUNDS: Final = 10
 #: bcrypt reads only the first 72 bytes; a longer password would be silently shortened (and pyca/bcrypt
@@ -31,3 +41,27 @@ def hash_password(password: str) -> str:
 
 def is_bcrypt_hash(value: str | None) -> bool:
     return bool(value) and str(value).startswith(("$2a$", "$2b$", "$2y$"))
+
+
+# Better-Auth's own hashPassword (@better-auth/utils/password, node build, in better-auth 1.7.25): scrypt
+# N=16384, r=16, p=1, 64-byte key, over the NFKC-normalized password, salted with 16 random bytes written as
+# hex, and the hex STRING is the salt scrypt sees; stored as "<salt hex>:<key hex>".
+_SCRYPT_N: Final = 16384
+_SCRYPT_R: Final = 16
+_SCRYPT_P: Final = 1
+_SCRYPT_KEY_BYTES: Final = 64
+
+
+def better_auth_hash(password: str, *, salt: str | None = None) -> str:
+    """The hash Better-Auth's hashPassword would store for `password` (`salt`: 32 hex chars, for tests)."""
+    salt = salt if salt is not None else secrets.token_hex(16)
+    key = hashlib.scrypt(
+        unicodedata.normalize("NFKC", password).encode("utf-8"),
+        salt=salt.encode("ascii"),
+        n=_SCRYPT_N,
+        r=_SCRYPT_R,
+        p=_SCRYPT_P,
+        maxmem=128 * _SCRYPT_N * _SCRYPT_R * 2,  # Node's bound in the same code: twice what scrypt needs
+        dklen=_SCRYPT_KEY_BYTES,
+    )
+    return f"{salt}:{key.hex()}"

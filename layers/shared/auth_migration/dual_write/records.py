@@ -26,7 +26,7 @@ __all__ = [
 
 GapReason = Literal["secondary_failed", "fallback_signup", "mismatch", "uncertain", "lazy_failed"]
 UserState = Literal["migrated_lazy", "dual_write"]
-ClaimSource = Literal["lazy_login", "dual_write_signup", "reconcile"]
+ClaimSource = Literal["lazy_login", "lazy_exchange", "dual_write_signup", "reconcile"]
 
 
 def is_tracked(conn: psycopg.Connection, user_id: str) -> bool:
@@ -128,7 +128,7 @@ def record_gap(conn: psycopg.Connection, gap: Gap) -> int:
 class AuthEvent:
     """One signup or login outcome, as the canary health check reads it."""
 
-    operation: Literal["signup", "login"]
+    operation: Literal["signup", "login", "session_exchange", "hash_upgrade"]
     system: str
     mode: str
     canary: bool

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from auth_migration.backends.better_auth import BetterAuthBackend
 from auth_migration.backends.supabase import SupabaseAuthBackend
 from auth_migration.dual_write.service import AuthService
+from auth_migration.exceptions import ConfigError
 from auth_migration.observability import logger
 from auth_migration.runtime import connections, flag_source
 from auth_migration.settings import Settings
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from auth_migration.dual_write.reconcile import Reconciler
+    from auth_migration.sessions.exchange import SessionExchanger
 
-__all__ = ["SqsRepairQueue", "api_app", "auth_service", "reconciler"]
+__all__ = ["SqsRepairQueue", "api_app", "auth_service", "exchange_app", "reconciler", "session_exchanger"]
 
 
 class SqsRepairQueue:
@@ -61,3 +63,46 @@ def api_app(settings: Settings) -> APIGatewayRestResolver:
 
     service = auth_service(settings)
     return build_resolver(lambda: service, flag_source(settings).snapshot)
+
+
+def session_exchanger(settings: Settings) -> SessionExchanger:
+    """The SessionExchange function's exchanger: Supabase token verification, Better-Auth cookie settings.
+
+    Raises:
+        ConfigError: BETTER_AUTH_SECRET is missing (a cookie Better-Auth cannot verify would sign nobody in).
+    """
+    # Imported here: PyJWT and cryptography are for this function only (Signup/Login cold start).
+    import httpx
+
+    from auth_migration.backends.transport import shared_ssl_context
+    from auth_migration.sessions.better_auth_sessions import CookieSettings
+    from auth_migration.sessions.exchange import SessionExchanger
+    from auth_migration.sessions.supabase_tokens import AccessTokenVerifier, JwksKeys
+
+    if settings.better_auth_secret is None:
+        raise ConfigError("BETTER_AUTH_SECRET is required for the session exchange (Better-Auth's own secret)")
+    secret = settings.supabase_jwt_secret.get_secret_value() if settings.supabase_jwt_secret else None
+    jwks = JwksKeys(settings.jwks_url, httpx.Client(verify=shared_ssl_context(), follow_redirects=False))
+    return SessionExchanger(
+        verifier=AccessTokenVerifier(issuer=settings.jwt_issuer, secret=secret, jwks=jwks),
+        connections=connections(settings),
+        cookies=CookieSettings(
+            secret=settings.better_auth_secret.get_secret_value(),
+            prefix=settings.better_auth_cookie_prefix,
+            secure=settings.secure_cookies,
+            domain=settings.better_auth_cookie_domain,
+            max_age_s=settings.better_auth_session_expires_s,
+        ),
+        limit_per_ip=settings.exchange_limit_per_ip,
+        limit_per_user=settings.exchange_limit_per_user,
+        on_warning=lambda msg, extra: logger.warning(msg, extra=extra),
+    )
+
+
+def exchange_app(settings: Settings) -> APIGatewayRestResolver:
+    """The SessionExchange function's resolver (the auth API's, with the exchanger), built once per container."""
+    from auth_migration.dual_write.api import build_resolver
+
+    exchanger = session_exchanger(settings)
+    service = auth_service(settings)
+    return build_resolver(lambda: service, flag_source(settings).snapshot, exchanger=lambda: exchanger)

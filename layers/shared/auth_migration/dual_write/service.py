@@ -41,12 +41,15 @@ from auth_migration.connections import Connections
 from auth_migration.dual_write.deadline import Runner
 from auth_migration.dual_write.directory import (
     NewUser,
+    credential_hash,
     find_better_auth_user,
     find_supabase_user,
     insert_better_auth_user,
+    replace_credential_hash,
     supabase_hash,
 )
-from auth_migration.dual_write.passwords import hash_password, password_fits_bcrypt
+from auth_migration.dual_write.lazy import migrate_lazily
+from auth_migration.dual_write.passwords import better_auth_hash, hash_password, is_bcrypt_hash, password_fits_bcrypt
 from auth_migration.dual_write.records import (
     AuthEvent,
     Gap,
@@ -106,6 +109,8 @@ class AuthOutcome:
     #: Why each dual-write gap of this request was recorded: "reason:detail" (an error kind or field names,
     #: never a value); for a signup also when the gap row could not be written and went to the queue whole.
     gap_reasons: tuple[str, ...] = field(default_factory=tuple)
+    #: A login replaced the user's Supabase bcrypt hash with Better-Auth's scrypt (HASH_UPGRADE).
+    hash_upgraded: bool = False
 
     @property
     def fallback(self) -> bool:
@@ -395,7 +400,7 @@ class AuthService:
             except _FALLBACK_ERRORS as exc:
                 first_error = exc
             else:
-                return self._after_login(route, result, email, password)
+                return self._after_login(route, flags, result, email, password)
         # Only a system failure of the primary makes the other system's answer a fallback (not "does not hold").
         primary_failure = first_error.kind if isinstance(first_error, _FALLBACK_ERRORS) else None
         try:
@@ -411,13 +416,21 @@ class AuthService:
             if isinstance(first_error, InvalidCredentials):
                 raise  # the primary does not hold the user; the one that might is down
             raise BothUnavailable(f"{primary}+{secondary}", detail="login failed on both systems") from exc
-        return self._after_login(route, result, email, password, primary_failure=primary_failure)
+        return self._after_login(route, flags, result, email, password, primary_failure=primary_failure)
 
     def _after_login(
-        self, route: Route, result: AuthResult, email: str, password: str, *, primary_failure: str | None = None
+        self,
+        route: Route,
+        flags: Flags,
+        result: AuthResult,
+        email: str,
+        password: str,
+        *,
+        primary_failure: str | None = None,
     ) -> AuthOutcome:
         if result.system != SUPABASE:
-            return AuthOutcome(result, route, primary_failure=primary_failure)
+            upgraded = flags.hash_upgrade and self._upgrade_hash(route, result.user.id, password)
+            return AuthOutcome(result, route, primary_failure=primary_failure, hash_upgraded=upgraded)
         try:
             migrated, gaps = self._lazy_migrate(result.user, email, password)
         except Exception as exc:
@@ -430,13 +443,8 @@ class AuthService:
         )
 
     def _lazy_migrate(self, user: BackendUser, email: str, password: str) -> tuple[bool, tuple[int, ...]]:
-        """Create a Supabase user in Better-Auth at login, with the same id and the password just verified.
-
-        The claim is the same migrated_users row the bulk engine inserts, so whichever path comes second
-        adopts instead of duplicating. With state and Better-Auth in one database the claim and the rows
-        commit together; with two, the rows go first (idempotent by id) and the claim records whether we
-        created them.
-        """
+        """Create a Supabase user in Better-Auth at login, with the same id and the password just verified
+        (dual_write/lazy.py: the claim every path shares)."""
         if self._in_state(lambda conn: is_tracked(conn, user.id)):
             return False, ()
         if password_fits_bcrypt(password):
@@ -445,26 +453,8 @@ class AuthService:
             # bcrypt reads 72 bytes at most: GoTrue's own hash of this password is the one that verifies it.
             password_hash = self.conns.transact("source", lambda conn: supabase_hash(conn, user.id))
         new = NewUser(user.id, email, password_hash, user.email_verified, user.metadata, self.clock())
-
-        def claim_and_write(conn: psycopg.Connection) -> bool:
-            if not claim_user(conn, user.id, email, "lazy_login", created_target=True):
-                return False
-            if not insert_better_auth_user(conn, new):
-                conn.execute("UPDATE migrated_users SET created_target = false WHERE original_id = %s", (user.id,))
-            mark_status(conn, user.id, email, "migrated_lazy", supabase=True, better_auth=True, validated=True)
-            return True
-
         try:
-            if self.conns.shared_target:
-                return self._in_state(claim_and_write), ()
-            created = self._in_target(lambda conn: insert_better_auth_user(conn, new))
-
-            def claim(conn: psycopg.Connection) -> bool:
-                claimed = claim_user(conn, user.id, email, "lazy_login", created_target=created)
-                mark_status(conn, user.id, email, "migrated_lazy", supabase=True, better_auth=True, validated=True)
-                return claimed
-
-            return self._in_state(claim), ()
+            return migrate_lazily(self.conns, new, "lazy_login"), ()
         except pg_errors.UniqueViolation:
             # Better-Auth holds this email under another id: a person must decide; Reconcile records it.
             gap = Gap(
@@ -478,6 +468,32 @@ class AuthService:
                 detail="email held by another id",
             )
             return False, self._report_gaps([gap])
+
+    def _upgrade_hash(self, route: Route, user_id: str, password: str) -> bool:
+        """After Better-Auth verified `password`, replace a Supabase bcrypt hash in its credential account
+        with Better-Auth's own scrypt hash; whether it did. Best effort: the login has succeeded already.
+
+        Compare-and-set on the old hash, so a concurrent upgrade or password change is never overwritten.
+        A password over bcrypt's 72 bytes is left alone: bcrypt checked only its first 72, and a scrypt hash of
+        the whole string typed today would refuse a suffix that signs in now.
+        """
+        if not password_fits_bcrypt(password):
+            return False
+        started = time.monotonic()
+        try:
+            held = self._in_target(lambda conn: credential_hash(conn, user_id))
+            if not is_bcrypt_hash(held):
+                return False
+            assert held is not None
+            upgraded = better_auth_hash(password)
+            done = self._in_target(lambda conn: replace_credential_hash(conn, user_id, held, upgraded))
+        except psycopg.Error as exc:
+            self._warn("hash upgrade failed", {"error": type(exc).__name__})
+            self._event("hash_upgrade", route, BETTER_AUTH, False, "unavailable", started)
+            return False
+        if done:
+            self._event("hash_upgrade", route, BETTER_AUTH, True, None, started, asked_first=BETTER_AUTH)
+        return done
 
     # --- shared -----------------------------------------------------------------------------------
 
@@ -567,7 +583,7 @@ class AuthService:
         asked_first: str | None = None,
     ) -> None:
         event = AuthEvent(
-            operation="signup" if operation == "signup" else "login",
+            operation=operation if operation in ("signup", "hash_upgrade") else "login",  # type: ignore[arg-type]
             system=system,
             mode=route.mode.value,
             canary=route.canary,

@@ -29,6 +29,7 @@ from auth_migration.rollout.changes import plan_changes
 from auth_migration.rollout.checks import Health, primary_health
 from auth_migration.rollout.plan import CanaryPlan, format_percentage, open_plan, record_step, step_plan
 from auth_migration.rollout.store import FlagStore
+from auth_migration.sessions.rate_limits import purge_old_windows
 
 __all__ = ["Decision", "decide", "run_auto_rollback"]
 
@@ -161,6 +162,7 @@ def run_auto_rollback(
                    SELECT id FROM auth_events WHERE occurred_at < %s ORDER BY occurred_at LIMIT %s)""",
             (now - retention, PURGE_BATCH),
         )
+        purge_old_windows(conn, now=now)
     return decision
 
 

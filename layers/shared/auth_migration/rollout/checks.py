@@ -25,7 +25,16 @@ __all__ = [
 #: Outcomes that are the user's doing (a wrong password, a taken email): never a sign the system is
 #: unhealthy. A credential-stuffing burst must not count against Better-Auth.
 USER_ERROR_KINDS: Final = frozenset(
-    {"invalid_credentials", "user_exists", "email_not_confirmed", "weak_password", "bad_request", "user_not_found"}
+    {
+        "invalid_credentials",
+        "user_exists",
+        "email_not_confirmed",
+        "weak_password",
+        "bad_request",
+        "user_not_found",
+        # A session exchange with a token that is not a live Supabase session (sessions/exchange.py).
+        "invalid_token",
+    }
 )
 HEALTH_WINDOW: Final = timedelta(minutes=5)
 

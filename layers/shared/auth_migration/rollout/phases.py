@@ -7,10 +7,32 @@ from typing import Final
 
 #: Phase -> the flags it sets (SSM names and stored strings). The canary is left as it is.
 PHASES: Final[Mapping[int, Mapping[str, str]]] = {
-    1: {"MIGRATION_MODE": "supabase_only", "USE_BETTER_AUTH": "false", "MIGRATION_VALIDATION": "false"},
-    2: {"MIGRATION_MODE": "dual_write", "USE_BETTER_AUTH": "false", "MIGRATION_VALIDATION": "true"},
-    3: {"MIGRATION_MODE": "dual_write", "USE_BETTER_AUTH": "true", "MIGRATION_VALIDATION": "true"},
-    4: {"MIGRATION_MODE": "better_auth_only", "USE_BETTER_AUTH": "true", "MIGRATION_VALIDATION": "false"},
+    # HASH_UPGRADE is on once Better-Auth answers first: the hash a sign-in there re-writes is Better-Auth's
+    # own, and Supabase keeps its bcrypt (a rollback to phase 1-2 still signs everyone in).
+    1: {
+        "MIGRATION_MODE": "supabase_only",
+        "USE_BETTER_AUTH": "false",
+        "MIGRATION_VALIDATION": "false",
+        "HASH_UPGRADE": "false",
+    },
+    2: {
+        "MIGRATION_MODE": "dual_write",
+        "USE_BETTER_AUTH": "false",
+        "MIGRATION_VALIDATION": "true",
+        "HASH_UPGRADE": "false",
+    },
+    3: {
+        "MIGRATION_MODE": "dual_write",
+        "USE_BETTER_AUTH": "true",
+        "MIGRATION_VALIDATION": "true",
+        "HASH_UPGRADE": "true",
+    },
+    4: {
+        "MIGRATION_MODE": "better_auth_only",
+        "USE_BETTER_AUTH": "true",
+        "MIGRATION_VALIDATION": "false",
+        "HASH_UPGRADE": "true",
+    },
 }
 PHASE_NAMES: Final[Mapping[int, str]] = {
     1: "preparation: Supabase only",

@@ -124,6 +124,7 @@ def test_the_real_templates_admin_routes_need_iam_and_the_auth_routes_do_not() -
         ("PUT", "/admin/rollout"): "AWS_IAM",
         ("POST", "/auth/login"): None,
         ("POST", "/auth/signup"): None,
+        ("POST", "/auth/session/exchange"): None,
     }
 
 

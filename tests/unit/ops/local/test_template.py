@@ -175,6 +175,8 @@ EXPECTED_FLAG_DEFAULTS = {
     "ROLLBACK_MIN_SAMPLE": "100",
     "ROLLBACK_WINDOW_MINUTES": "5",
     "DRY_RUN": "false",
+    "SESSION_EXCHANGE": "true",
+    "HASH_UPGRADE": "false",
 }
 
 

@@ -1,0 +1,27 @@
+"""SessionExchange: POST /auth/session/exchange through API Gateway; a Supabase session in, a Better-Auth one out."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from auth_migration.dual_write.api import handle_api_event
+from auth_migration.dual_write.runtime import exchange_app
+from auth_migration.observability import logger, metrics, tracer
+from auth_migration.sentry import init_sentry
+from auth_migration.settings import load_settings
+
+_settings = load_settings(os.environ)
+init_sentry(_settings)  # only with a DSN: sentry_sdk is imported then, never otherwise
+app = exchange_app(_settings)
+
+
+# The event is never logged (log_event stays off): its body holds a session token.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_api_event(event, context, app)
