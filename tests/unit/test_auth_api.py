@@ -707,3 +707,24 @@ def test_no_service_error_leaks_the_request(error: Exception, password: str, pat
     assert set(body) == {"error", "message"}
     assert SECRET not in reply.text
     assert EMAIL not in reply.text
+
+
+def test_an_exchange_function_without_better_auths_secret_starts_and_answers_503() -> None:
+    import json as _json
+
+    from auth_migration.dual_write.runtime import exchange_app
+    from auth_migration.settings import load_settings
+
+    app = exchange_app(load_settings({}))  # no BETTER_AUTH_SECRET: init must not crash (a bare 502)
+    event = {
+        "resource": "/auth/session/exchange",
+        "path": "/auth/session/exchange",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "requestContext": {"resourcePath": "/auth/session/exchange", "httpMethod": "POST", "identity": {}},
+        "body": _json.dumps({"access_token": "a.b.c"}),
+        "isBase64Encoded": False,
+    }
+    reply = app.resolve(event, CONTEXT)
+    assert reply["statusCode"] == 503 and _json.loads(reply["body"])["error"] == "unavailable"

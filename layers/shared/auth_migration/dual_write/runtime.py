@@ -103,6 +103,17 @@ def exchange_app(settings: Settings) -> APIGatewayRestResolver:
     """The SessionExchange function's resolver (the auth API's, with the exchanger), built once per container."""
     from auth_migration.dual_write.api import build_resolver
 
-    exchanger = session_exchanger(settings)
     service = auth_service(settings)
+    try:
+        exchanger = session_exchanger(settings)
+    except ConfigError as exc:
+        # Not at init: a function that cannot start answers API Gateway's bare 502 and logs no reason.
+        # Each request is refused 503 instead and logs the missing setting (`misconfigured` in api.py).
+        logger.error("session exchange not configured", extra={"error": str(exc)})
+        problem = exc
+
+        def unconfigured() -> SessionExchanger:
+            raise problem
+
+        return build_resolver(lambda: service, flag_source(settings).snapshot, exchanger=unconfigured)
     return build_resolver(lambda: service, flag_source(settings).snapshot, exchanger=lambda: exchanger)
