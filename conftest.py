@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.integration.plugins.engine",
     "tests.integration.plugins.gotrue",
     "tests.integration.plugins.dual_write",
+    "tests.integration.plugins.session_exchange",
 ]

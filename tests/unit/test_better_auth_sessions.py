@@ -39,3 +39,21 @@ def test_the_cookie_carries_better_auths_name_and_attributes(secure: bool, name:
 def test_a_cross_subdomain_cookie_names_its_domain_and_a_custom_prefix() -> None:
     cookie = str(session_cookie("t" * 32, CookieSettings(secret=SECRET, prefix="app", domain=".example.com")))
     assert cookie.startswith("app.session_token=") and "; Domain=.example.com" in cookie
+
+
+def test_an_exchange_body_takes_exactly_one_token_and_never_shows_it() -> None:
+    import hashlib
+
+    import pydantic
+    import pytest
+
+    from auth_migration.sessions.api_models import ExchangeRequest
+    from auth_migration.sessions.refresh_tokens import token_hash
+
+    assert ExchangeRequest.model_validate({"refresh_token": "AbCdEfGhIjKl"}).access_token is None
+    for body in ({}, {"access_token": "a.b.c", "refresh_token": "AbCdEfGhIjKl"}, {"refresh_token": "x" * 256}):
+        with pytest.raises(pydantic.ValidationError):
+            ExchangeRequest.model_validate(body)
+    assert "AbCdEfGhIjKl" not in repr(ExchangeRequest.model_validate({"refresh_token": "AbCdEfGhIjKl"}))
+    # The copy hashes in SQL (sha256(convert_to(token, 'UTF8'))): the same bytes as here.
+    assert token_hash("AbCdEfGhIjKl") == hashlib.sha256(b"AbCdEfGhIjKl").digest()

@@ -19,6 +19,7 @@ from auth_migration_ops.cli.local import invoke, local
 from auth_migration_ops.cli.migrate import migrate
 from auth_migration_ops.cli.rollout import flags, phase, rollback
 from auth_migration_ops.cli.sentry import sentry
+from auth_migration_ops.cli.sessions import sessions
 from auth_migration_ops.cli.status import reconcile, status
 from auth_migration_ops.cli.tools import bench, openapi
 
@@ -48,6 +49,7 @@ def cli(ctx: click.Context, env_file: Path) -> None:
 for command in (db, migrate, flags, phase, canary, rollback, invoke, bench, demo, status, reconcile, openapi, local):
     cli.add_command(command)
 cli.add_command(sentry)
+cli.add_command(sessions)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -298,7 +298,8 @@ def build_resolver(
         "/auth/session/exchange",
         summary="Exchange a Supabase session for a Better-Auth session of the same user (nobody is logged out)",
         description=(
-            "Takes the access token of a signed-in Supabase user and answers what Better-Auth's sign-in "
+            "Takes the access token or the refresh token of a signed-in Supabase user (exactly one) and answers "
+            "what Better-Auth's sign-in "
             "answers: the session token, the user, and the signed session cookie. A user Better-Auth does not "
             "hold yet is migrated first. Works in every migration phase while the SESSION_EXCHANGE flag is on. "
             + _JSON_ONLY
@@ -312,7 +313,8 @@ def build_resolver(
             400: _refusal(_INVALID_BODY),
             401: _refusal(
                 "Not a live Supabase session, `invalid_token`: bad signature or algorithm, expired, wrong "
-                "audience or issuer, unknown, deleted or banned user, signed-out session"
+                "audience or issuer, unknown, deleted or banned user, signed-out or expired session, unknown, "
+                "rotated or already exchanged refresh token (a reuse also ends that Supabase session)"
             ),
             403: _refusal("The SESSION_EXCHANGE flag is off (after the cutover window), `exchange_disabled`"),
             409: _refusal("Better-Auth holds this email under another user id, `account_conflict`"),
@@ -332,7 +334,8 @@ def build_resolver(
         try:
             result = exchanger().exchange(
                 snapshot,
-                body.access_token,
+                access_token=body.access_token,
+                refresh_token=body.refresh_token,
                 client_ip=client_ip(),
                 user_agent=app.current_event.headers.get("user-agent"),
             )

@@ -5,18 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from auth_migration.sessions import MAX_TOKEN_CHARS
+from auth_migration.sessions import MAX_REFRESH_TOKEN_CHARS, MAX_TOKEN_CHARS
 
 __all__ = ["ExchangeReply", "ExchangeRequest", "ExchangeUserBody"]
 
 
 class ExchangeRequest(BaseModel):
+    """Exactly one of the Supabase session's two tokens."""
+
     model_config = ConfigDict(extra="forbid")
 
     access_token: Annotated[
-        str,
+        str | None,
         Field(
             min_length=1,
             max_length=MAX_TOKEN_CHARS,
@@ -26,7 +28,26 @@ class ExchangeRequest(BaseModel):
             ),
             repr=False,  # the model's repr reaches DEBUG logs (Event Handler logs route arguments)
         ),
-    ]
+    ] = None
+    refresh_token: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=MAX_REFRESH_TOKEN_CHARS,
+            description=(
+                "The Supabase refresh token: supabase-js `session.refresh_token`. Checked against GoTrue while "
+                "Supabase runs, against the copy of its sessions once it is gone; exchanged at most once (a "
+                "second use is refused and ends that session)."
+            ),
+            repr=False,
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ExchangeRequest:
+        if (self.access_token is None) == (self.refresh_token is None):
+            raise ValueError("send exactly one of access_token and refresh_token")
+        return self
 
 
 class ExchangeUserBody(BaseModel):
