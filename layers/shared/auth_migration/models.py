@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -55,7 +56,13 @@ class TargetAccount:
 
 @dataclass(slots=True)
 class TargetUser:
-    """A Better-Auth `user` draft built from a source user; transforms edit it in place."""
+    """A Better-Auth `user` draft built from a source user; transforms edit it in place.
+
+    `metadata_json` caches `metadata` as JSON (what the tracking row stores), set by the transform that
+    measures its size so a batch serializes each user's metadata once. Whoever changes `metadata` must
+    clear it (transforms.transform clears it before every step); metadata_text() falls back to
+    serializing when it is unset.
+    """
 
     id: str
     email: str
@@ -69,6 +76,13 @@ class TargetUser:
     flags: list[str] = field(default_factory=list)
     banned: bool = False
     ban_expires: datetime | None = None
+    metadata_json: str | None = field(default=None, compare=False, repr=False)
+
+    def metadata_text(self) -> str:
+        """`metadata` as the JSON text of migrated_users.metadata: the cache, else a fresh serialization."""
+        if self.metadata_json is None:
+            return json.dumps(self.metadata, default=str)
+        return self.metadata_json
 
 
 class OutcomeKind(StrEnum):

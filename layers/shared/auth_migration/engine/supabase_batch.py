@@ -434,8 +434,12 @@ def rollback_supabase(ctx: EngineContext, migration_id: str, options: dict[str, 
         untracked = [
             r[0]
             for r in state.execute(
+                # A row naming k.id has original_id = k.id (a primary-key probe) or differs from it
+                # (the partial migrated_users_new_auth_id_idx holds exactly those, sql/0011).
                 """SELECT k.id FROM unnest(%b::text[]) AS k(id)
-                   WHERE NOT EXISTS (SELECT 1 FROM migrated_users m WHERE m.new_auth_id = k.id)""",
+                   WHERE NOT EXISTS (SELECT 1 FROM migrated_users m WHERE m.original_id = k.id AND m.new_auth_id = k.id)
+                     AND NOT EXISTS (SELECT 1 FROM migrated_users m
+                                     WHERE m.new_auth_id = k.id AND m.new_auth_id <> m.original_id)""",
                 (ids,),
             )
         ]

@@ -7,7 +7,6 @@ their password), and only SQL can share a transaction with the tracking row.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -175,7 +174,7 @@ class BetterAuthTarget:
             [u.created_at for u in users],
             [u.updated_at for u in users],
             ["{" + ",".join(u.flags) + "}" for u in users],
-            [json.dumps(u.metadata, default=str) for u in users],
+            [u.metadata_text() for u in users],
             [u.id not in adopt for u in users],
         ]
         if caps.supports_bans:
