@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,10 +12,21 @@ from auth_migration.sessions import MAX_REFRESH_TOKEN_CHARS, MAX_TOKEN_CHARS
 __all__ = ["ExchangeReply", "ExchangeRequest", "ExchangeUserBody"]
 
 
+def _exactly_one_in_schema(schema: dict[str, Any]) -> None:
+    """The OpenAPI document says what the validator enforces: each token a non-null string when sent, and
+    exactly one of them (a client generated from the document, or a fuzzer, then sends only valid bodies)."""
+    for name in ("access_token", "refresh_token"):
+        prop = schema["properties"][name]
+        string = next(s for s in prop.pop("anyOf") if s.get("type") == "string")
+        prop.pop("default", None)
+        prop.update(string)
+    schema["oneOf"] = [{"required": ["access_token"]}, {"required": ["refresh_token"]}]
+
+
 class ExchangeRequest(BaseModel):
     """Exactly one of the Supabase session's two tokens."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_in_schema)
 
     access_token: Annotated[
         str | None,
@@ -45,6 +56,8 @@ class ExchangeRequest(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ExchangeRequest:
+        if any(getattr(self, name) is None for name in self.model_fields_set):
+            raise ValueError("a token sent must be a string")  # null is not "not sent"
         if (self.access_token is None) == (self.refresh_token is None):
             raise ValueError("send exactly one of access_token and refresh_token")
         return self
