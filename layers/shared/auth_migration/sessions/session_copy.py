@@ -14,6 +14,7 @@ its database goes: every token a client can still hold is then in the copy.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import Callable
@@ -41,12 +42,7 @@ class CopyCounts:
     sessions_ended: int
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "sessions": self.sessions,
-            "refresh_tokens": self.refresh_tokens,
-            "active_refresh_tokens": self.active_refresh_tokens,
-            "sessions_ended": self.sessions_ended,
-        }
+        return dataclasses.asdict(self)
 
 
 def copy_sessions(
