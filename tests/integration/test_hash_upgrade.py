@@ -20,7 +20,7 @@ PASSWORD = "correct horse 1"
 SCRYPT_HASH = re.compile(r"^[0-9a-f]{32}:[0-9a-f]{128}$")
 
 
-def _bcrypt_user(stack: DualWriteStack) -> tuple[str, str]:
+def bcrypt_user(stack: DualWriteStack) -> tuple[str, str]:
     """A Supabase user migrated lazily (Supabase primary): Better-Auth holds their bcrypt hash, as after bulk."""
     email = f"h-{uuid.uuid4().hex[:10]}@example.com"
     supabase_first = flags_for(MigrationMode.SUPABASE_ONLY)
@@ -46,7 +46,7 @@ def test_a_better_auth_login_upgrades_the_bcrypt_hash_and_the_next_login_still_w
     dual_write_stack: DualWriteStack,
 ) -> None:
     stack = dual_write_stack
-    email, user_id = _bcrypt_user(stack)
+    email, user_id = bcrypt_user(stack)
     assert _hash_of(stack, user_id).startswith("$2")
     before = _status(stack)
 
@@ -73,7 +73,7 @@ def test_a_better_auth_login_upgrades_the_bcrypt_hash_and_the_next_login_still_w
 
 def test_without_the_flag_or_with_a_supabase_answer_the_hash_stays(dual_write_stack: DualWriteStack) -> None:
     stack = dual_write_stack
-    email, user_id = _bcrypt_user(stack)
+    email, user_id = bcrypt_user(stack)
     original = _hash_of(stack, user_id)
 
     off = stack.service().login(flags_for(MigrationMode.DUAL_WRITE, better_auth_primary=True), email, PASSWORD)

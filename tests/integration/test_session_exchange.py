@@ -11,11 +11,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from auth_migration.connections import Connections
 from auth_migration.flags import Flags, MigrationMode
+from auth_migration.rollout.checks import SYSTEM_FAILURE_SQL, USER_ERROR_SQL, user_error_params
 from auth_migration.sessions.exchange import SessionExchanger
 from auth_migration.sessions.rate_limits import Limit, count_hits, purge_old_windows
 from auth_migration_ops.standins.gotrue import GoTrueStandIn, sign_jwt
@@ -195,6 +197,19 @@ def test_an_ip_over_its_limit_gets_429_with_retry_after(
 
     assert [r[0] for r in replies] == [401, 401, 429]
     assert replies[2][1]["error"] == "rate_limited" and 1 <= int(replies[2][2]["retry-after"][0]) <= 60
+    # Bad tokens and our own limit are the client's doing: Better-Auth's health (AutoRollback's input) is clean.
+    assert stack.query("SELECT error_kind FROM auth_events ORDER BY id") == [
+        ("invalid_token",),
+        ("invalid_token",),
+        ("exchange_rate_limited",),
+    ]
+    with psycopg.connect(stack.database_url) as conn:
+        health = conn.execute(
+            f"""SELECT count(*) FILTER (WHERE {USER_ERROR_SQL}), count(*) FILTER (WHERE {SYSTEM_FAILURE_SQL})
+                FROM auth_events WHERE primary_system = 'better_auth'""",
+            user_error_params(),
+        ).fetchone()
+    assert health == (3, 0)
 
 
 def test_rate_windows_count_per_bucket_and_old_ones_are_purged(

@@ -109,6 +109,10 @@ def test_the_doc_holds_the_whole_contract_table(contract_metrics: dict[str, str]
         "CanaryPercentage",
         "AutoRollbackTripped",
         "AutoRollbackRunFailed",
+        "SessionExchanged",
+        "SessionExchangeLatency",
+        "SessionExchangeRefused_refresh_token_reused",
+        "HashUpgraded",
     } == set(contract_metrics)
     assert contract_metrics["AuthLatencyCanary"] == "Milliseconds"
     assert contract_metrics["CanaryPercentage"] == "Percent"
@@ -165,6 +169,10 @@ def test_every_dashboard_metric_is_in_the_contract_or_aws(
         "GapRepaired",
         "CanaryPercentage",
         "AutoRollbackTripped",
+        "SessionExchanged",
+        "SessionExchangeLatency",
+        "SessionExchangeRefused_refresh_token_reused",
+        "HashUpgraded",
     } <= seen
 
 

@@ -9,6 +9,13 @@ What Sentry receives (docs/OBSERVABILITY.md):
   (`auth_signup_duration` / `auth_login_duration`, ms). A success is a breadcrumb; a system failure (the 503s,
   the failures AutoRollback counts) is an `AuthSignupError` / `AuthLoginError` grouped by
   [name, system, error kind]; a user's own error (wrong password, taken email, weak password) is a breadcrumb.
+- Every session exchange (POST /auth/session/exchange): the same tags with auth_event_type=session_exchange,
+  plus exchange_input (access | refresh: the kind of token sent; a key naming a token would be scrubbed);
+  context `auth_event`; span data `auth_exchange_duration`. A
+  success is a breadcrumb (lazy migration noted); a refusal is a breadcrumb, except a refresh token used a
+  second time, which is a `SessionTokenReuse` warning grouped as one issue (a possible theft: the user id and
+  Supabase session are on it, never the token); a database failure is an `AuthSessionExchangeError`.
+  A login that upgraded a bcrypt hash to Better-Auth's scrypt says so in its context and a breadcrumb.
 - A dual-write gap: a `MigrationError` tagged migration_event=dual_write_inconsistency, grouped by
   [dual_write_inconsistency, missing system, reason].
 - A MigrateBatch record: a transaction (a span under Lambda's) with a span per statement group (read_source,
@@ -40,16 +47,21 @@ __all__ = [
     "AUTO_ROLLBACK_MONITOR_SLUG",
     "AUTO_ROLLBACK_SCHEDULE",
     "BATCH_PHASES",
+    "REFRESH_TOKEN_REUSED",
     "AuthLoginError",
     "AuthReport",
     "AuthRequest",
+    "AuthSessionExchangeError",
     "AuthSignupError",
     "BatchReport",
+    "ExchangeReport",
     "MigrationError",
     "RunReport",
+    "SessionTokenReuse",
     "auth_event",
     "auto_rollback_run",
     "close_sentry",
+    "exchange_event",
     "init_sentry",
     "invocation_scope",
     "migration_batch",
@@ -69,6 +81,14 @@ class AuthSignupError(Exception):
 
 class AuthLoginError(Exception):
     """A login failed because an auth system did (never a wrong password)."""
+
+
+class AuthSessionExchangeError(Exception):
+    """A session exchange failed because a database it needs did (never a refused token)."""
+
+
+class SessionTokenReuse(Exception):
+    """A Supabase refresh token used after it was spent or rotated: a possible theft."""
 
 
 class MigrationError(Exception):
@@ -262,10 +282,12 @@ class AuthReport(Protocol):
         latency_ms: float,
         fallback_from: str | None = None,
         lazy_migrated: bool = False,
+        hash_upgraded: bool = False,
         inconsistencies: Sequence[tuple[str, str]] = (),
     ) -> None:
         """The request was answered by `system`. `fallback_from`: the primary's error kind when the answer came
-        from the other system; `inconsistencies`: (missing system, reason) of every dual-write gap recorded."""
+        from the other system; `hash_upgraded`: a login replaced a bcrypt hash with Better-Auth's scrypt;
+        `inconsistencies`: (missing system, reason) of every dual-write gap recorded."""
 
     def failed(
         self, *, system: str, kind: str, status: int, latency_ms: float, user_error: bool, cause: BaseException
@@ -282,6 +304,7 @@ class _NoAuthReport:
         latency_ms: float,
         fallback_from: str | None = None,
         lazy_migrated: bool = False,
+        hash_upgraded: bool = False,
         inconsistencies: Sequence[tuple[str, str]] = (),
     ) -> None:
         return None
@@ -332,6 +355,7 @@ class _SentryAuthReport:
         latency_ms: float,
         fallback_from: str | None = None,
         lazy_migrated: bool = False,
+        hash_upgraded: bool = False,
         inconsistencies: Sequence[tuple[str, str]] = (),
     ) -> None:
         import sentry_sdk
@@ -339,7 +363,15 @@ class _SentryAuthReport:
         request, fallback = self.request, fallback_from is not None
         self.ended = True
         self._tags({"auth_system": system, "success": "true", "fallback": _flag(fallback)})
-        self._context(system, True, latency_ms, fallback=fallback, fallback_from=fallback_from, lazy=lazy_migrated)
+        self._context(
+            system,
+            True,
+            latency_ms,
+            fallback=fallback,
+            fallback_from=fallback_from,
+            lazy=lazy_migrated,
+            upgraded_to_scrypt=hash_upgraded,
+        )
         self.span.set_http_status(200)
         self.scope.set_user({"id": user_id, "email": request.email})
         sentry_sdk.add_breadcrumb(
@@ -348,6 +380,12 @@ class _SentryAuthReport:
             level="info",
             data={"auth_system": system, "duration_ms": latency_ms, "fallback": fallback, "lazy": lazy_migrated},
         )
+        if hash_upgraded:
+            sentry_sdk.add_breadcrumb(
+                category="auth",
+                message="password hash upgraded: Supabase bcrypt replaced by Better-Auth's scrypt",
+                level="info",
+            )
         if fallback:
             sentry_sdk.add_breadcrumb(
                 category="auth",
@@ -405,29 +443,39 @@ class _SentryAuthReport:
 
 
 @contextmanager
+def _request_scope(name: str, tags: Mapping[str, str], migration: Mapping[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """A request's own isolation scope (its tags and breadcrumbs only) and its transaction `name`, tagged alike.
+    The span is entered and left by hand: its status is the request's, not "internal_error" for a 401."""
+    import sentry_sdk
+
+    with sentry_sdk.isolation_scope() as scope:
+        for key, value in tags.items():
+            scope.set_tag(key, value)
+        scope.set_context("migration", dict(migration))
+        span = _start("auth", name)
+        for key, value in tags.items():
+            span.set_tag(key, value)
+        span.__enter__()
+        try:
+            yield scope, span
+        finally:
+            span.__exit__(None, None, None)
+
+
+@contextmanager
 def auth_event(request: AuthRequest) -> Iterator[AuthReport]:
     """One signup or login: its own isolation scope (tags and breadcrumbs of this request only) and its
     transaction `auth.<operation>`; report the outcome on what it yields."""
     if not _state.enabled:
         yield _NO_AUTH_REPORT
         return
-    import sentry_sdk
-
-    with sentry_sdk.isolation_scope() as scope:
-        tags = {
-            "auth_event_type": request.operation,
-            "migration_mode": request.mode,
-            "canary_user": _flag(request.canary),
-            "primary_system": request.primary,
-        }
-        for key, value in tags.items():
-            scope.set_tag(key, value)
-        scope.set_context("migration", dict(request.migration))
-        span = _start("auth", f"auth.{request.operation}")
-        for key, value in tags.items():
-            span.set_tag(key, value)
-        # Entered and left by hand: the span's status is the request's, not "internal_error" for a 401.
-        span.__enter__()
+    tags = {
+        "auth_event_type": request.operation,
+        "migration_mode": request.mode,
+        "canary_user": _flag(request.canary),
+        "primary_system": request.primary,
+    }
+    with _request_scope(f"auth.{request.operation}", tags, request.migration) as (scope, span):
         report = _SentryAuthReport(request, scope, span)
         try:
             yield report
@@ -435,8 +483,135 @@ def auth_event(request: AuthRequest) -> Iterator[AuthReport]:
             if not report.ended:
                 span.set_status("internal_error")
             raise
-        finally:
-            span.__exit__(None, None, None)
+
+
+# --- session exchanges -------------------------------------------------------------------------------------
+
+#: The refusal reason of a refresh token used again (sessions/exchange.py): the one refusal that is an issue.
+REFRESH_TOKEN_REUSED: Final = "refresh_token_reused"  # noqa: S105 - a refusal reason, not a secret
+
+
+class ExchangeReport(Protocol):
+    def exchanged(self, *, user_id: str, latency_ms: float, lazy_migrated: bool) -> None:
+        """A Better-Auth session was made for `user_id` (migrated first when `lazy_migrated`)."""
+
+    def refused(self, *, status: int, error: str, reason: str, latency_ms: float, user_id: str | None) -> None:
+        """The exchange was refused (a 4xx); a reused refresh token is captured as a possible theft."""
+
+    def unavailable(self, *, reason: str, latency_ms: float, cause: BaseException) -> None:
+        """A database the exchange needs failed (the 503): an AuthSessionExchangeError."""
+
+
+class _NoExchangeReport:
+    def exchanged(self, *, user_id: str, latency_ms: float, lazy_migrated: bool) -> None:
+        return None
+
+    def refused(self, *, status: int, error: str, reason: str, latency_ms: float, user_id: str | None) -> None:
+        return None
+
+    def unavailable(self, *, reason: str, latency_ms: float, cause: BaseException) -> None:
+        return None
+
+
+_NO_EXCHANGE_REPORT: Final = _NoExchangeReport()
+
+
+class _SentryExchangeReport:
+    def __init__(self, token_kind: str, mode: str, scope: Any, span: Any) -> None:
+        self.token_kind, self.mode, self.scope, self.span = token_kind, mode, scope, span
+        self.ended = False
+
+    def _end(
+        self, *, success: bool, status: int, latency_ms: float, error_kind: str | None = None, **more: Any
+    ) -> None:
+        self.ended = True
+        tags = {"success": _flag(success)} if error_kind is None else {"success": "false", "error_kind": error_kind}
+        for key, value in tags.items():
+            self.scope.set_tag(key, value)
+            self.span.set_tag(key, value)
+        self.scope.set_context(
+            "auth_event",
+            {
+                "type": "session_exchange",
+                "auth_system": "better_auth",
+                "exchange_input": self.token_kind,
+                "success": success,
+                "duration_ms": latency_ms,
+                "migration_mode": self.mode,
+                "error_kind": error_kind,
+                **more,
+            },
+        )
+        self.span.set_data("auth_exchange_duration", latency_ms)
+        self.span.set_http_status(status)
+
+    def exchanged(self, *, user_id: str, latency_ms: float, lazy_migrated: bool) -> None:
+        import sentry_sdk
+
+        self._end(success=True, status=200, latency_ms=latency_ms, lazy=lazy_migrated)
+        self.scope.set_user({"id": user_id})
+        sentry_sdk.add_breadcrumb(
+            category="auth",
+            message=f"session_exchange successful ({self.token_kind} token)",
+            level="info",
+            data={"duration_ms": latency_ms, "lazy": lazy_migrated},
+        )
+
+    def refused(self, *, status: int, error: str, reason: str, latency_ms: float, user_id: str | None) -> None:
+        import sentry_sdk
+
+        self._end(success=False, status=status, latency_ms=latency_ms, error_kind=error, reason=reason)
+        if user_id is not None:
+            self.scope.set_user({"id": user_id})
+        if reason != REFRESH_TOKEN_REUSED:
+            sentry_sdk.add_breadcrumb(
+                category="auth",
+                message=f"session_exchange refused: {error} ({reason})",
+                level="info",
+                data={"status": status, "exchange_input": self.token_kind},
+            )
+            return
+        # One issue for every reuse (Sentry counts events and users on it): a spike is an attack in progress.
+        sentry_sdk.capture_exception(
+            SessionTokenReuse("Supabase refresh token reused: possible theft; the session family was ended"),
+            level="warning",
+            fingerprint=["SessionTokenReuse"],
+            tags={"security_event": REFRESH_TOKEN_REUSED},
+        )
+
+    def unavailable(self, *, reason: str, latency_ms: float, cause: BaseException) -> None:
+        import sentry_sdk
+
+        self._end(success=False, status=503, latency_ms=latency_ms, error_kind="unavailable", reason=reason)
+        error = AuthSessionExchangeError(f"Session exchange failed: {reason}")
+        error.__cause__ = cause
+        # Grouped by what failed ("state unreachable", "Better-Auth unwritable", ...), not by the exception text.
+        sentry_sdk.capture_exception(
+            error, level="error", fingerprint=["AuthSessionExchangeError", reason.split(" (", 1)[0]]
+        )
+
+
+@contextmanager
+def exchange_event(*, token_kind: str, mode: str, migration: Mapping[str, Any]) -> Iterator[ExchangeReport]:
+    """One session exchange: its own isolation scope and transaction `auth.session_exchange`; report the
+    outcome on what it yields. `migration`: the flags in force (Sentry's `migration` context)."""
+    if not _state.enabled:
+        yield _NO_EXCHANGE_REPORT
+        return
+    tags = {
+        "auth_event_type": "session_exchange",
+        "auth_system": "better_auth",
+        "migration_mode": mode,
+        "exchange_input": token_kind,
+    }
+    with _request_scope("auth.session_exchange", tags, migration) as (scope, span):
+        report = _SentryExchangeReport(token_kind, mode, scope, span)
+        try:
+            yield report
+        except BaseException:
+            if not report.ended:
+                span.set_status("internal_error")
+            raise
 
 
 # --- migration batches ------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The ops dashboard: GET /admin/dashboard (one server-rendered page whose script reads the admin API and
 changes the rollout through PUT /admin/rollout after a dry-run confirmation), and the lists it shows:
-GET /admin/stats, GET /admin/migrations, GET /admin/rollout/history.
+GET /admin/stats, GET /admin/cutover, GET /admin/migrations, GET /admin/rollout/history.
 
 The page escapes by construction (its script writes text with textContent only) and its CSP allows
 only its own nonce'd script and style, so a stored reason or email can never run as code."""
@@ -86,6 +86,18 @@ def register_dashboard(
     def stats() -> Response[str]:
         caller()
         return json_reply(200, service().stats())
+
+    @app.get(
+        "/admin/cutover",
+        summary="The cutover: signups, logins, session exchanges and hash upgrades over the health window, the "
+        "Supabase session copy, and the passwords still held as Supabase bcrypt hashes",
+        tags=_TAGS,
+        security=_SIGV4,
+        responses={200: {"description": "The figures", "content": {JSON: {"schema": {"type": "object"}}}}},
+    )
+    def cutover() -> Response[str]:
+        caller()
+        return json_reply(200, service().cutover())
 
     @app.get(
         "/admin/migrations",

@@ -5,8 +5,8 @@ one migration."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -21,6 +21,7 @@ from auth_migration.admin.models import (
 )
 from auth_migration.clock import Clock, system_clock
 from auth_migration.connections import Connections
+from auth_migration.dual_write.directory import credential_hash_counts
 from auth_migration.dual_write.records import migration_stats
 from auth_migration.engine import EngineContext, migration_report
 from auth_migration.exceptions import AuthMigrationError
@@ -35,6 +36,7 @@ from auth_migration.rollout.phases import PHASE_NAMES, phase_of
 from auth_migration.rollout.plan import plan_status
 from auth_migration.rollout.proposal import Proposal, propose_emergency_rollback, propose_flags, propose_phase
 from auth_migration.rollout.store import FlagStore
+from auth_migration.sessions.cutover_figures import HASH_COUNTS_MAX_AGE, operation_figures, session_copy_figures
 from auth_migration.store import require_schema
 
 __all__ = ["AdminService", "Unsafe"]
@@ -56,6 +58,8 @@ class AdminService:
     #: Told about audit rows that could not be written after SSM was (the handler logs them whole, so the
     #: change is still on record in CloudWatch).
     on_audit_failure: Callable[[Sequence[AuditEntry], Exception], None] = lambda _entries, _exc: None
+    #: The last count of bcrypt hashes and when it was read (a scan of Better-Auth's accounts: not per refresh).
+    _hash_counts: tuple[datetime, dict[str, int]] | None = field(default=None, init=False, repr=False)
 
     # --- GET /admin/rollout ---
 
@@ -172,6 +176,32 @@ class AdminService:
     def stats(self) -> dict[str, Any]:
         """The document's MigrationStats: users per system, validated, completion rate, open gaps."""
         return self.connections.transact("state", lambda conn: migration_stats(conn).as_dict())
+
+    def cutover(self) -> dict[str, Any]:
+        """The cutover's figures: each operation over the health window (session exchanges and hash upgrades
+        beside signups and logins), the session copy, and the passwords still held as bcrypt hashes."""
+        flags, _warnings = parse_flags(self.store.read())
+        now = self.clock()
+        window = timedelta(minutes=flags.rollback_window_minutes)
+
+        def read(conn: psycopg.Connection) -> dict[str, Any]:
+            require_schema(conn)
+            return {
+                "operations": [f.as_json() for f in operation_figures(conn, now=now, window=window)],
+                "sessions": session_copy_figures(conn).as_json(),
+            }
+
+        body = self.connections.transact("state", read)
+        if self._hash_counts is None or now - self._hash_counts[0] >= HASH_COUNTS_MAX_AGE:
+            self._hash_counts = (now, self.connections.transact("target", credential_hash_counts))
+        read_at, hashes = self._hash_counts
+        return {
+            "window_minutes": flags.rollback_window_minutes,
+            "session_exchange_enabled": flags.session_exchange,
+            "hash_upgrade_enabled": flags.hash_upgrade,
+            **body,
+            "passwords": {**hashes, "read_at": read_at.isoformat()},
+        }
 
     def migrations(self, *, limit: int = 20) -> list[dict[str, Any]]:
         """The newest migrations first, with their progress."""

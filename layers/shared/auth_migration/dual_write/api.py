@@ -118,6 +118,10 @@ def _migration_context(flags: Flags) -> dict[str, Any]:
     }
 
 
+def _ms_since(started: float, timer: Callable[[], float]) -> float:
+    return round((timer() - started) * 1000, 3)
+
+
 def _latency_metric(canary: bool, latency_ms: float) -> None:
     metrics.add_metric(
         name="AuthLatencyCanary" if canary else "AuthLatencyOthers", unit="Milliseconds", value=latency_ms
@@ -151,7 +155,7 @@ def observe(
     started = timer()
 
     def elapsed_ms() -> float:
-        return round((timer() - started) * 1000, 3)
+        return _ms_since(started, timer)
 
     address = email.strip().lower()
     try:
@@ -195,6 +199,7 @@ def observe(
             latency_ms=latency,
             fallback_from=outcome.primary_failure,
             lazy_migrated=outcome.lazy_migrated,
+            hash_upgraded=outcome.hash_upgraded,
             inconsistencies=[(missing, reason) for reason in outcome.gap_reasons],
         )
     return outcome
@@ -331,24 +336,40 @@ def build_resolver(
         if exchanger is None:
             raise ConfigError("this function does not serve the session exchange")
         snapshot = flags()
-        try:
-            result = exchanger().exchange(
-                snapshot,
-                access_token=body.access_token,
-                refresh_token=body.refresh_token,
-                client_ip=client_ip(),
-                user_agent=app.current_event.headers.get("user-agent"),
-            )
-        except ExchangeRefused as exc:
-            metrics.add_metric(name=f"SessionExchangeRefused_{exc.reason}", unit="Count", value=1)
-            logger.info("session exchange refused", extra={"error": exc.error, "reason": exc.reason})
-            headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
-            return _error(exc.status, exc.error, _EXCHANGE_MESSAGES[exc.error], headers=headers)
-        except ExchangeUnavailable as exc:
-            metrics.add_metric(name="AuthFailed", unit="Count", value=1)
-            logger.warning("session exchange unavailable", extra={"reason": exc.reason})
-            return _error(*_UNAVAILABLE, headers={"Retry-After": "1"})
+        started = timer()
+        kind = "access" if body.access_token is not None else "refresh"
+        with sentry.exchange_event(
+            token_kind=kind, mode=snapshot.migration_mode.value, migration=_migration_context(snapshot)
+        ) as report:
+            try:
+                result = exchanger().exchange(
+                    snapshot,
+                    access_token=body.access_token,
+                    refresh_token=body.refresh_token,
+                    client_ip=client_ip(),
+                    user_agent=app.current_event.headers.get("user-agent"),
+                )
+            except ExchangeRefused as exc:
+                report.refused(
+                    status=exc.status,
+                    error=exc.error,
+                    reason=exc.reason,
+                    latency_ms=_ms_since(started, timer),
+                    user_id=exc.user_id,
+                )
+                metrics.add_metric(name=f"SessionExchangeRefused_{exc.reason}", unit="Count", value=1)
+                logger.info("session exchange refused", extra={"error": exc.error, "reason": exc.reason})
+                headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+                return _error(exc.status, exc.error, _EXCHANGE_MESSAGES[exc.error], headers=headers)
+            except ExchangeUnavailable as exc:
+                report.unavailable(reason=exc.reason, latency_ms=_ms_since(started, timer), cause=exc)
+                metrics.add_metric(name="AuthFailed", unit="Count", value=1)
+                logger.warning("session exchange unavailable", extra={"reason": exc.reason})
+                return _error(*_UNAVAILABLE, headers={"Retry-After": "1"})
+            latency = _ms_since(started, timer)
+            report.exchanged(user_id=result.user.id, latency_ms=latency, lazy_migrated=result.lazy_migrated)
         metrics.add_metric(name="SessionExchanged", unit="Count", value=1)
+        metrics.add_metric(name="SessionExchangeLatency", unit="Milliseconds", value=latency)
         if result.lazy_migrated:
             metrics.add_metric(name="LazyMigrated", unit="Count", value=1)
         logger.info("session exchanged", extra={"user_id": result.user.id, "lazy_migrated": result.lazy_migrated})

@@ -32,8 +32,12 @@ USER_ERROR_KINDS: Final = frozenset(
         "weak_password",
         "bad_request",
         "user_not_found",
-        # A session exchange with a token that is not a live Supabase session (sessions/exchange.py).
+        # Session exchanges (sessions/exchange.py): a token that is not a live Supabase session, an email
+        # Better-Auth holds under another id, and our own per-IP / per-user limit. A flood of bad or
+        # replayed tokens must never read as Better-Auth failing and roll the rollout back.
         "invalid_token",
+        "account_conflict",
+        "exchange_rate_limited",
     }
 )
 HEALTH_WINDOW: Final = timedelta(minutes=5)

@@ -59,6 +59,9 @@ __all__ = ["ExchangeRefused", "ExchangeUnavailable", "Exchanged", "SessionExchan
 #: The auth_events error kind of every token refusal (a user's error, USER_ERROR_KINDS): the precise
 #: reason goes to the log and metrics only, so the figures read one kind.
 INVALID_TOKEN = "invalid_token"  # noqa: S105 - an error kind, not a secret
+#: The auth_events error kind of a refusal, where it is not the reply's error code: a 429 here is our own limit
+#: on the client (USER_ERROR_KINDS), unlike an auth system's rate_limited, which is that system's trouble.
+_EVENT_KINDS: Final = {"rate_limited": "exchange_rate_limited"}
 #: After Supabase's database fails to answer, how long the exchange reads the copy without trying it again
 #: (each try can cost the 5 s connect timeout).
 SOURCE_RETRY_AFTER: Final = timedelta(seconds=30)
@@ -72,12 +75,16 @@ class _SourceGone(Exception):
 class ExchangeRefused(Exception):
     """The exchange is refused: `status` and `error` are the reply; `reason` is for logs and metrics."""
 
-    def __init__(self, status: int, error: str, reason: str, *, retry_after_s: int | None = None) -> None:
+    def __init__(
+        self, status: int, error: str, reason: str, *, retry_after_s: int | None = None, user_id: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.error = error
         self.reason = reason
         self.retry_after_s = retry_after_s
+        #: Set where the refusal names a known user (a reused refresh token: the incident's subject).
+        self.user_id = user_id
 
 
 class ExchangeUnavailable(Exception):
@@ -185,7 +192,7 @@ class SessionExchanger:
                 result = self._exchange_refresh(refresh_token, now, client_ip, user_agent)
             email = result.user.email
         except ExchangeRefused as exc:
-            self._event(flags, email, started, success=False, error_kind=exc.error)
+            self._event(flags, email, started, success=False, error_kind=_EVENT_KINDS.get(exc.error, exc.error))
             raise
         except ExchangeUnavailable:
             self._event(flags, email, started, success=False, error_kind="unavailable")
@@ -381,7 +388,7 @@ class SessionExchanger:
                 )
         except (ExchangeUnavailable, psycopg.Error, DatabaseUnavailable) as exc:
             self._warn("refresh token reused: the session family could not be ended", {"error": type(exc).__name__})
-        raise _invalid("refresh_token_reused")
+        raise ExchangeRefused(401, INVALID_TOKEN, "refresh_token_reused", user_id=user_id)
 
     def _event(self, flags: Flags, email: str | None, started: float, *, success: bool, error_kind: str | None) -> None:
         event = AuthEvent(
@@ -396,7 +403,8 @@ class SessionExchanger:
         )
         try:
             self.conns.transact("state", lambda conn: record_event(conn, event))
-        except psycopg.Error as exc:
+        except (psycopg.Error, DatabaseUnavailable) as exc:
+            # The reply stands (a 503 when the state is down): only its figure is lost, and said so.
             self._warn("auth event not recorded", {"error": type(exc).__name__})
 
 

@@ -89,6 +89,10 @@ def test_the_dashboard_shows_real_numbers_escapes_stored_text_and_changes_the_ro
     finally:
         engine.close()
     tracked = _one(stack.database_url, "SELECT count(*) FROM user_migration_status WHERE state <> 'rolled_back'")
+    bcrypt_left = _one(
+        stack.database_url, """SELECT count(*) FROM account WHERE "providerId" = 'credential' AND password ~ '^\\$2'"""
+    )
+    assert bcrypt_left > 0  # the bulk migration kept GoTrue's hashes
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -100,10 +104,19 @@ def test_the_dashboard_shows_real_numbers_escapes_stored_text_and_changes_the_ro
             expect(page.locator("#status-line")).to_contain_text("updated", timeout=20_000)
 
             assert page.locator('[data-stat="total_users"]').inner_text() == str(tracked)
+            assert page.locator('[data-stat="completion_rate"]').inner_text() == "100.0 %"  # a percentage, as is
+            expect(page.locator("#stats")).to_contain_text("gaps needing a person")
             assert page.locator("#phase").inner_text() == "2"  # the local stack: dual-write, Supabase primary
             row = page.locator("#migrations tbody tr", has_text=migration.migration_id)
             expect(row).to_contain_text("completed")
             expect(row).to_contain_text("3")  # processed
+
+            # The cutover: every operation over the window (the three signups), and the bcrypt hashes left.
+            expect(page.locator("#bcrypt-left")).to_have_text(str(bcrypt_left), timeout=20_000)
+            signups = page.locator("#operations tbody tr", has_text="signup")
+            expect(signups.locator("td").nth(1)).to_have_text("3")
+            expect(page.locator("#operations")).to_contain_text("session exchange")
+            assert page.locator('[data-copy="last_copy_at"]').inner_text() == "never"
 
             # The stored reason is shown as the text it is, and none of it ran.
             expect(page.locator("#history")).to_contain_text(HOSTILE)

@@ -115,6 +115,7 @@ def test_the_real_templates_admin_routes_need_iam_and_the_auth_routes_do_not() -
 
     found = {(r.method, r.path): r.authorizer for r in routes_from_template(load_template())}
     assert found == {
+        ("GET", "/admin/cutover"): "AWS_IAM",
         ("GET", "/admin/dashboard"): "AWS_IAM",
         ("GET", "/admin/migrations"): "AWS_IAM",
         ("GET", "/admin/migrations/{migration_id}"): "AWS_IAM",
