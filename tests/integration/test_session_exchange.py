@@ -100,6 +100,32 @@ def test_an_es256_token_verifies_through_the_projects_jwks(
     assert get_session(stack, cookie=cookie_pair(headers["set-cookie"][0]))["user"]["id"] == supabase["user"]["id"]
 
 
+def test_a_jwks_out_of_reach_is_a_503_and_a_system_failure_never_a_401(
+    dual_write_stack: DualWriteStack,
+    exchangers: Callable[..., SessionExchanger],
+    start_gotrue: Callable[..., GoTrueStandIn],
+    clock: PinnedClock,
+) -> None:
+    stack = dual_write_stack
+    asymmetric = start_gotrue(stack.database_url, signing_key=ec.generate_private_key(ec.SECP256R1()), clock=clock)
+    supabase = supabase_session(asymmetric, new_email())
+    app = app_for(stack, exchangers(asymmetric, hs256=False))
+    asymmetric.stop()  # the JWKS endpoint goes with it; nothing was fetched yet
+    before = counts(stack)
+
+    replies = [exchange(app, {"access_token": supabase["access_token"]}) for _ in range(2)]
+
+    # Both 503: the second, inside the refetch throttle, must not turn into "unknown key" (a 401 that would
+    # make the app drop a good Supabase session).
+    assert [(r[0], r[1]["error"]) for r in replies] == [(503, "unavailable")] * 2
+    assert replies[0][2]["retry-after"] == ["1"]
+    assert counts(stack) == before
+    assert stack.query("SELECT success, error_kind FROM auth_events WHERE operation = 'session_exchange'") == [
+        (False, "unavailable"),
+        (False, "unavailable"),
+    ]
+
+
 # --- hostile tokens: 401, nothing written but the failed auth event ------------------------------------
 
 

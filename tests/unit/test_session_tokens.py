@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from auth_migration.sessions.supabase_tokens import AccessTokenVerifier, JwksKeys, TokenRefused
+from auth_migration.sessions.supabase_tokens import AccessTokenVerifier, JwksKeys, KeysUnavailable, TokenRefused
 
 NOW: Final = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ISSUER: Final = "https://project.supabase.co/auth/v1"
@@ -228,10 +228,18 @@ def test_known_keys_keep_working_through_a_jwks_outage() -> None:
     assert check.verify(es256(claims()), now=NOW).user_id == USER
 
 
-def test_an_unreachable_jwks_refuses_asymmetric_tokens_as_unavailable() -> None:
-    check = verifier(secret=None, jwks=make_jwks(JwksServer(status=500)))
-    with pytest.raises(TokenRefused, match="jwks_unavailable"):
+def test_an_unreachable_jwks_is_unavailable_not_a_refusal_until_a_fetch_succeeds() -> None:
+    server, timer = JwksServer(status=500), Timer()
+    check = verifier(secret=None, jwks=make_jwks(server, timer))
+    with pytest.raises(KeysUnavailable):
         check.verify(es256(claims()), now=NOW)
+    timer.now += 5  # inside min_refresh_s: no new fetch, and still "unavailable", never "unknown_key"
+    with pytest.raises(KeysUnavailable):
+        check.verify(es256(claims()), now=NOW)
+    assert server.fetches == 1
+    server.status = 200
+    timer.now += 30
+    assert check.verify(es256(claims()), now=NOW).user_id == USER
 
 
 def test_the_refusal_never_carries_the_token() -> None:

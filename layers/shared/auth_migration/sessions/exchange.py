@@ -52,7 +52,7 @@ from auth_migration.sessions.refresh_tokens import (
     token_hash,
     token_spent_on,
 )
-from auth_migration.sessions.supabase_tokens import AccessClaims, AccessTokenVerifier, TokenRefused
+from auth_migration.sessions.supabase_tokens import AccessClaims, AccessTokenVerifier, KeysUnavailable, TokenRefused
 
 __all__ = ["ExchangeRefused", "ExchangeUnavailable", "Exchanged", "SessionExchanger", "SessionUser"]
 
@@ -183,6 +183,8 @@ class SessionExchanger:
                     claims = self.verifier.verify(access_token, now=now)
                 except TokenRefused as exc:
                     raise _invalid(exc.kind) from None
+                except KeysUnavailable as exc:
+                    raise ExchangeUnavailable("JWKS unreadable") from exc
                 self._limit(Limit(f"session_exchange:user:{claims.user_id}", self.limit_per_user), now)
                 user = self._session_user(claims, now)
                 email = user.email

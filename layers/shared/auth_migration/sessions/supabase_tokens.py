@@ -23,7 +23,7 @@ import jwt
 
 from auth_migration.sessions import MAX_TOKEN_CHARS
 
-__all__ = ["AUDIENCE", "AccessClaims", "AccessTokenVerifier", "JwksKeys", "TokenRefused"]
+__all__ = ["AUDIENCE", "AccessClaims", "AccessTokenVerifier", "JwksKeys", "KeysUnavailable", "TokenRefused"]
 
 #: The audience (and role) of a signed-in user's token; anon and service_role keys carry other roles.
 AUDIENCE: Final = "authenticated"
@@ -36,6 +36,12 @@ class TokenRefused(Exception):
     def __init__(self, kind: str) -> None:
         super().__init__(kind)
         self.kind = kind
+
+
+class KeysUnavailable(Exception):
+    """The project's JWKS could not be read and no key we hold names the token's kid: nothing can be said of the
+    token (a 503, try again), which is not the client's fault. Telling it "invalid" would make an app drop a
+    session that is fine."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +81,16 @@ class JwksKeys:
         self._timer = timer
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
+        #: The last fetch failed: until one succeeds, an unknown kid is "unavailable", not "unknown".
+        self._failing = False
         self._lock = threading.Lock()
 
     def key(self, kid: str) -> jwt.PyJWK | None:
         """The key with this id, or None when the project publishes none such.
 
         Raises:
-            TokenRefused("jwks_unavailable"): the JWKS could not be read and no cached copy holds the kid.
+            KeysUnavailable: the JWKS could not be read (now, or at the last try less than min_refresh_s ago)
+                and no cached copy holds the kid.
         """
         with self._lock:
             now = self._timer()
@@ -89,10 +98,13 @@ class JwksKeys:
             stale = age is None or age >= self._max_age_s
             may_refresh = age is None or age >= self._min_refresh_s
             if stale or (kid not in self._keys and may_refresh):
-                self._refresh(now, keep_on_failure=kid in self._keys)
-            return self._keys.get(kid)
+                self._refresh(now)
+            found = self._keys.get(kid)
+            if found is None and self._failing:
+                raise KeysUnavailable(f"JWKS at {self.url} unreadable")
+            return found
 
-    def _refresh(self, now: float, *, keep_on_failure: bool) -> None:
+    def _refresh(self, now: float) -> None:
         try:
             reply = self._client.get(self.url, timeout=self._timeout_s)
             reply.raise_for_status()
@@ -105,13 +117,13 @@ class JwksKeys:
                     keys[entry["kid"]] = jwt.PyJWK(entry)
                 except jwt.PyJWTError:
                     continue  # a key type or algorithm we cannot use: never one we would accept
-        except (httpx.HTTPError, ValueError) as exc:
-            if keep_on_failure:
-                return  # a known key keeps working through a JWKS outage; retried after min_refresh_s
-            raise TokenRefused("jwks_unavailable") from exc
+        except (httpx.HTTPError, ValueError):
+            # Known keys keep working through a JWKS outage; the fetch is tried again after min_refresh_s.
+            self._failing = True
+            return
         finally:
             self._fetched_at = now
-        self._keys = keys
+        self._keys, self._failing = keys, False
 
 
 class AccessTokenVerifier:
