@@ -121,17 +121,21 @@ def _context(url: str, queue: ListQueue | None = None) -> EngineContext:
     return EngineContext(connections=Connections(url, url, url), queue=queue, retry_base_s=0.01)
 
 
-def bench_engine(url: str, batch_size: int) -> dict[str, Any]:
-    """start_migration + process_batch for every planned batch, inline in this process."""
+def bench_engine(url: str, batch_size: int, *, read_ahead: bool = True) -> dict[str, Any]:
+    """start_migration + process_batch for every planned batch, inline in this process. `read_ahead` off: every
+    batch reads and decides under its own lock (the engine before issue 13's read-ahead), for comparison."""
     queue = ListQueue()
     ctx = _context(url, queue)
+    ctx.prefetch = read_ahead
     try:
         started = time.perf_counter()
         plan = start_migration(StartRequest(batch_size=batch_size), ctx)
         planned_at = time.perf_counter()
         outcomes: Counter[str] = Counter()
-        for msg in queue.messages:
-            result = process_batch(msg, ctx)
+        messages = queue.messages
+        for i, msg in enumerate(messages):
+            # As MigrateBatch does with an invocation's records: the next batch is read while this one writes.
+            result = process_batch(msg, ctx, next_msg=messages[i + 1] if i + 1 < len(messages) else None)
             if result.status != "done":
                 raise RuntimeError(f"batch {msg.batch_no} came back {result.status!r}")
             outcomes.update(result.outcomes)
@@ -359,6 +363,12 @@ def run_bench(
             seconds[f"ours_batch_{size}"] = first["seconds"]
             seconds[f"rerun_batch_{size}"] = rerun["seconds"]
             reset_target(url)
+            if size == batch_sizes[0]:
+                log(f"engine inline, batch size {size}, no read-ahead ...")
+                variants["ours_no_read_ahead"] = bench_engine(url, size, read_ahead=False)
+                seconds["ours_no_read_ahead"] = variants["ours_no_read_ahead"]["seconds"]
+                counts["ours_no_read_ahead"] = target_counts(url).as_dict()
+                reset_target(url)
 
         best_size = min(batch_sizes, key=lambda s: seconds[f"ours_batch_{s}"])
         default_size = batch_sizes[0]
@@ -405,6 +415,7 @@ def run_bench(
             "per_user_over_ours": round(seconds["per_user"] / seconds["ours"], 3),
             "ours_over_guide": round(seconds["ours"] / seconds["guide"], 3),
             "ours_default_over_guide": round(seconds["ours_default"] / seconds["guide"], 3),
+            "read_ahead_over_none": round(seconds["ours_default"] / seconds["ours_no_read_ahead"], 3),
             **{
                 f"workers_{w}_speedup": round(seconds[f"workers_{workers[0]}"] / seconds[f"workers_{w}"], 3)
                 for w in workers
@@ -466,6 +477,14 @@ def format_table(result: dict[str, Any]) -> str:
         mark = " (default)" if size == default else ""
         mark += " (best)" if size == best else ""
         rows.append((f"ours, batch {size}{mark}", s[f"ours_batch_{size}"], ""))
+        if size == default:
+            rows.append(
+                (
+                    f"  same, no read-ahead, batch {size}",
+                    s["ours_no_read_ahead"],
+                    f"read-ahead takes {result['ratios']['read_ahead_over_none']:.0%} of this time",
+                )
+            )
         rerun = result["variants"][f"rerun_batch_{size}"]
         rows.append(
             (

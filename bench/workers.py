@@ -47,16 +47,23 @@ def run_worker(url: str, tasks: Queue[Task], results: Queue[tuple[str, dict[str,
     errors: list[str] = []
     busy = 0.0
     try:
-        while (task := tasks.get()) is not None:
+        task = tasks.get()
+        while task is not None:
+            # Two messages at a time, as a MigrateBatch invocation holds several: the next is read ahead.
+            following = tasks.get()
             started = time.perf_counter()
             try:
-                result = process_batch(BatchMessage(*task), ctx)
+                result = process_batch(
+                    BatchMessage(*task), ctx, next_msg=BatchMessage(*following) if following is not None else None
+                )
                 batches += 1
                 users += result.users
             except Exception as exc:  # reported to the parent, which fails the run: a bench must not hide errors
                 errors.append(f"batch {task[1]}: {type(exc).__name__}: {str(exc)[:200]}")
             busy += time.perf_counter() - started
+            task = following
     finally:
+        ctx.discard_prefetched()
         conns.close()
         results.put(
             (

@@ -6,6 +6,7 @@ Sentry transaction (`sentry.migration_batch`) with a span per statement group wh
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -16,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from auth_migration.engine import EngineContext, process_batch
 from auth_migration.engine.batch import parse_batch_message
 from auth_migration.exceptions import InvalidRequest
+from auth_migration.models import BatchMessage
 from auth_migration.observability import logger, metrics
 from auth_migration.sentry import invocation_scope, migration_batch
 
@@ -67,6 +69,7 @@ class SqsBatchProcessor(BatchProcessor):
 def handle_sqs_event(event: dict[str, Any], context: Any, ctx: EngineContext) -> dict[str, Any]:
     """Each record is one batch; a failing record is reported alone and comes back (then the DLQ)."""
     processor = SqsBatchProcessor(failure_message="batch message failed", failure_metric="BatchFailed")
+    following = _following_messages(event)
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
         receive_count = int(record.attributes.approximate_receive_count or 1)
@@ -74,7 +77,9 @@ def handle_sqs_event(event: dict[str, Any], context: Any, ctx: EngineContext) ->
         with migration_batch(receive_count=receive_count, last_receive=last, reason=failure_reason) as report:
             msg = parse_batch_message(record.json_body)
             report.identify(msg.migration_id, msg.batch_no)
-            result = process_batch(msg, ctx, receive_count=receive_count, phase=report.phase)
+            result = process_batch(
+                msg, ctx, receive_count=receive_count, phase=report.phase, next_msg=following.get(record.message_id)
+            )
             migrated = result.outcomes.get("migrated", 0)
             report.done(status=result.status, users=result.users, migrated=migrated, errors=result.errors)
         logger.info(
@@ -85,6 +90,7 @@ def handle_sqs_event(event: dict[str, Any], context: Any, ctx: EngineContext) ->
                 "status": result.status,
                 "users": result.users,
                 "outcomes": result.outcomes,
+                "read_ahead": result.read_ahead,
             },
         )
         metrics.add_metric(name="UsersProcessed", unit=MetricUnit.Count, value=result.users)
@@ -93,6 +99,27 @@ def handle_sqs_event(event: dict[str, Any], context: Any, ctx: EngineContext) ->
         return {"batch_no": msg.batch_no, "status": result.status}
 
     with invocation_scope():
-        return dict(
-            process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-        )
+        try:
+            return dict(
+                process_partial_response(
+                    event=event, record_handler=record_handler, processor=processor, context=context
+                )
+            )
+        finally:
+            ctx.discard_prefetched()  # nothing may run on while Lambda freezes the process
+
+
+def _following_messages(event: dict[str, Any]) -> dict[str, BatchMessage]:
+    """messageId -> the next record's batch message, in the order the processor handles the records: each
+    batch reads the next ahead while it writes. Bodies that do not parse are left out (they fail on their
+    own turn, with their own error)."""
+    parsed: list[tuple[str, BatchMessage | None]] = []
+    for record in event.get("Records") or []:
+        if not isinstance(record, dict):
+            continue
+        try:
+            msg: BatchMessage | None = parse_batch_message(json.loads(record.get("body") or ""))
+        except (InvalidRequest, ValueError, TypeError):
+            msg = None
+        parsed.append((str(record.get("messageId")), msg))
+    return {message_id: nxt for (message_id, _msg), (_next_id, nxt) in pairwise(parsed) if nxt is not None}

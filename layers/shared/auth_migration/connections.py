@@ -60,14 +60,16 @@ class Connections:
         with the shared connection's work. The caller closes it."""
         return connect(self.urls[role], autocommit=True, application_name=f"auth-migration-{role}-extra")
 
-    def side(self, role: str) -> psycopg.Connection:
-        """A second connection to that role's database (autocommit), kept like the shared ones, for
-        statements that must commit while the shared connection is inside a transaction (the shared
-        request cap of the supabase target). Closed by reset()/close()."""
-        mine = self._side.get(role)
+    def side(self, role: str, purpose: str = "side") -> psycopg.Connection:
+        """A second connection to that role's database (autocommit), kept like the shared ones, one per
+        `purpose`: for statements that must commit while the shared connection is inside a transaction (the
+        shared request cap of the supabase target), or that run in another thread (the batch prefetch).
+        Closed by reset()/close()."""
+        key = f"{role}/{purpose}"
+        mine = self._side.get(key)
         if mine is None or mine.closed:
-            mine = self._side[role] = connect(
-                self.urls[role], autocommit=True, application_name=f"auth-migration-{role}-side"
+            mine = self._side[key] = connect(
+                self.urls[role], autocommit=True, application_name=f"auth-migration-{role}-{purpose}"
             )
         return mine
 

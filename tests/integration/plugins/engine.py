@@ -45,7 +45,10 @@ class InlineEngine:
         ctx = ctx or self.context()
         results = []
         while self.queue.messages:
-            results.append(process_batch(self.queue.messages.pop(0), ctx))
+            msg = self.queue.messages.pop(0)
+            # As MigrateBatch does with an invocation's records: the next batch is read while this one writes.
+            results.append(process_batch(msg, ctx, next_msg=self.queue.messages[0] if self.queue.messages else None))
+        ctx.discard_prefetched()
         return results
 
     def close(self) -> None:

@@ -49,6 +49,8 @@ class BatchResult:
     status: str  # done | duplicate | ignored
     users: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    #: Its users were read and decided ahead, while the batch before it wrote (prefetch_batch).
+    read_ahead: bool = False
 
     @property
     def errors(self) -> int:
@@ -81,18 +83,35 @@ def parse_batch_message(body: Any) -> BatchMessage:
 
 
 def process_batch(
-    msg: BatchMessage, ctx: EngineContext, *, receive_count: int = 1, phase: PhaseHook = _no_phase
+    msg: BatchMessage,
+    ctx: EngineContext,
+    *,
+    receive_count: int = 1,
+    phase: PhaseHook = _no_phase,
+    next_msg: BatchMessage | None = None,
 ) -> BatchResult:
-    """Migrate one batch, retrying transient errors; on the last SQS receive, mark the batch failed."""
+    """Migrate one batch, retrying transient errors; on the last SQS receive, mark the batch failed.
+
+    `next_msg`: the batch this worker processes next (the invocation's next SQS record), read and decided in
+    the background while this one writes (prefetch_batch); its process_batch then takes that work."""
+    prepared: list[_Prepared | None] = [ctx.prefetcher().take(_key(msg)) if ctx.prefetch else None]
+    if next_msg is not None and ctx.prefetch:
+        prefetch_batch(next_msg, ctx)
 
     def on_retry(attempt: int, exc: BaseException) -> None:
         ctx.log("batch retry", {"batch_no": msg.batch_no, "attempt": attempt, "error": type(exc).__name__})
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            ctx.discard_prefetched()  # its thread may be using a connection the reset closes
             ctx.connections.reset()
+
+    def attempt() -> BatchResult:
+        # The prepared work serves the first attempt only: a retry reads and decides again.
+        ahead, prepared[0] = prepared[0], None
+        return _run(msg, ctx, phase, ahead)
 
     try:
         return retry_transient(
-            lambda: _run(msg, ctx, phase),
+            attempt,
             is_transient=is_transient,
             max_retries=ctx.max_retries,
             on_retry=on_retry,
@@ -104,14 +123,83 @@ def process_batch(
         raise
 
 
-def _run(msg: BatchMessage, ctx: EngineContext, phase: PhaseHook = _no_phase) -> BatchResult:
+def _run(
+    msg: BatchMessage, ctx: EngineContext, phase: PhaseHook = _no_phase, prepared: _Prepared | None = None
+) -> BatchResult:
     if _target_of(msg, ctx) == SupabaseTarget.name:
         from auth_migration.engine.supabase_batch import run_supabase_batch
 
         result: BatchResult = run_supabase_batch(msg, ctx)
         return result
     with gc_paused:
-        return _run_better_auth(msg, ctx, phase)
+        return _run_better_auth(msg, ctx, phase, prepared)
+
+
+# --- reading ahead -------------------------------------------------------------------------------------
+
+#: The batch row and its migration's, as a batch reads them (under its lock) and as a prefetch reads them
+#: (without): the prefetch's work is used only when both readings are equal.
+_BATCH_ROW = """SELECT b.status, m.status, m.dry_run, m.source, m.target, m.options, b.pending_create,
+                       coalesce(m.as_of, m.created_at)
+                FROM migration_batches b JOIN migration_states m ON m.id = b.migration_id
+                WHERE b.migration_id = %s AND b.batch_no = %s"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A batch read and decided ahead, before its lock: what it saw of the batch row, and its plan."""
+
+    seen: tuple[Any, ...]
+    plan: _Plan
+    total: int
+
+
+def _key(msg: BatchMessage) -> tuple[str, int, str | None, str]:
+    return (msg.migration_id, msg.batch_no, msg.after_id, msg.upto_id)
+
+
+def prefetch_batch(msg: BatchMessage, ctx: EngineContext) -> None:
+    """Read and decide `msg` on a connection and thread of its own, for its process_batch to take.
+
+    Only where state, source and target are one database (the shared layout: one connection reads all
+    three) and the target is Better-Auth. Nothing is written: the batch takes the plan under its lock only
+    if the batch row reads the same then (not done, same migration status, options and intent); users
+    migrated or created meanwhile lose the claim or meet a constraint, exactly as a concurrent writer does
+    between a batch's own read and write (READ COMMITTED), and are recorded so."""
+    conns = ctx.connections
+    if not (conns.shared_target and conns.shared_source) or _target_of(msg, ctx) != BetterAuthTarget.name:
+        return
+    ctx.prefetcher().start(_key(msg), lambda: _prepare(msg, ctx))
+
+
+def _prepare(msg: BatchMessage, ctx: EngineContext) -> _Prepared | None:
+    conn = ctx.connections.side("state", "prefetch")
+    with gc_paused, conn.transaction():
+        row = conn.execute(_BATCH_ROW, (msg.migration_id, msg.batch_no)).fetchone()
+        if row is None:
+            return None
+        batch_status, mig_status, _dry_run, source_name, target_name, options, pending, now = row
+        if batch_status == "done" or mig_status in ("rolling_back", "rolled_back"):
+            return None
+        source, target = get_source(source_name), get_target(target_name)
+        caps = ctx.capabilities(target, conn)
+        policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
+        users, skipped = source.fetch_pending(conn, msg.after_id, msg.upto_id, policy)
+        plan = _decide(
+            users,
+            msg,
+            ctx,
+            conn,
+            target,
+            policy,
+            now,
+            options,
+            pending_create=set(pending or ()),
+            migrated_known=True,
+            target_conn=conn,
+        )
+        plan.already_migrated += skipped
+        return _Prepared(tuple(row), plan, len(users) + skipped)
 
 
 class GcPause:
@@ -161,19 +249,15 @@ def _target_of(msg: BatchMessage, ctx: EngineContext) -> str:
     return target
 
 
-def _run_better_auth(msg: BatchMessage, ctx: EngineContext, phase: PhaseHook = _no_phase) -> BatchResult:
+def _run_better_auth(
+    msg: BatchMessage, ctx: EngineContext, phase: PhaseHook = _no_phase, prepared: _Prepared | None = None
+) -> BatchResult:
     conns = ctx.connections
     state = conns.state
     shared = conns.shared_target
     with state.transaction():
         phase("read_source")
-        row = state.execute(
-            """SELECT b.status, m.status, m.dry_run, m.source, m.target, m.options, b.pending_create,
-                      coalesce(m.as_of, m.created_at)
-               FROM migration_batches b JOIN migration_states m ON m.id = b.migration_id
-               WHERE b.migration_id = %s AND b.batch_no = %s FOR UPDATE OF b""",
-            (msg.migration_id, msg.batch_no),
-        ).fetchone()
+        row = state.execute(_BATCH_ROW + " FOR UPDATE OF b", (msg.migration_id, msg.batch_no)).fetchone()
         if row is None:
             raise InvalidRequest(f"batch {msg.batch_no} of migration {msg.migration_id!r} is not planned")
         batch_status, mig_status, dry_run, source_name, target_name, options, pending, now = row
@@ -184,31 +268,38 @@ def _run_better_auth(msg: BatchMessage, ctx: EngineContext, phase: PhaseHook = _
 
         source, target = get_source(source_name), get_target(target_name)
         caps = ctx.capabilities(target)
-        policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
-        # Where the state lives with the source, the read itself says who is already migrated (one
-        # index probe per user; no migration-only columns read for them), and the users both
-        # migrated and plainly valid are only counted: a re-run neither transfers nor converts them.
-        known = conns.shared_source
-        skipped = 0
-        if known:
-            users, skipped = source.fetch_pending(conns.source, msg.after_id, msg.upto_id, policy)
+        if prepared is not None and prepared.seen == tuple(row):
+            # Read and decided ahead while the previous batch wrote, and nothing it relied on has changed.
+            phase("transform")
+            plan, total = prepared.plan, prepared.total
+            read_ahead = True
         else:
-            users = source.fetch_range(conns.source, msg.after_id, msg.upto_id)
-        phase("transform")
-        plan = _decide(
-            users,
-            msg,
-            ctx,
-            state,
-            target,
-            policy,
-            now,
-            options,
-            pending_create=set(pending or ()),
-            migrated_known=known,
-        )
-        plan.already_migrated += skipped
-        total = len(users) + skipped
+            read_ahead = False
+            policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
+            # Where the state lives with the source, the read itself says who is already migrated (one
+            # index probe per user; no migration-only columns read for them), and the users both
+            # migrated and plainly valid are only counted: a re-run neither transfers nor converts them.
+            known = conns.shared_source
+            skipped = 0
+            if known:
+                users, skipped = source.fetch_pending(conns.source, msg.after_id, msg.upto_id, policy)
+            else:
+                users = source.fetch_range(conns.source, msg.after_id, msg.upto_id)
+            phase("transform")
+            plan = _decide(
+                users,
+                msg,
+                ctx,
+                state,
+                target,
+                policy,
+                now,
+                options,
+                pending_create=set(pending or ()),
+                migrated_known=known,
+            )
+            plan.already_migrated += skipped
+            total = len(users) + skipped
 
         if dry_run:
             phase("tracking")
@@ -216,13 +307,13 @@ def _run_better_auth(msg: BatchMessage, ctx: EngineContext, phase: PhaseHook = _
             _add_outcomes(
                 plan, {u.id for u in plan.create}, {u.id for u in plan.create}, {u.id for u in plan.adopt}, {}
             )
-            return _finish(state, msg, total, plan)
+            return _finish(state, msg, total, plan, read_ahead=read_ahead)
         if shared:
             phase("write_target")
             _write_shared(plan, msg, source_name, state, target, caps)
             phase("tracking")
             _track_recovered(state, plan, msg, source_name)
-            return _finish(state, msg, total, plan)
+            return _finish(state, msg, total, plan, read_ahead=read_ahead)
         # Two databases cannot share a transaction: record the intent and commit it, write the
         # target idempotently, then record the outcome. A retry after a crash in between finds its
         # own rows through pending_create and counts them as created (see _decide), and so does a
@@ -251,7 +342,7 @@ def _run_better_auth(msg: BatchMessage, ctx: EngineContext, phase: PhaseHook = _
         phase("tracking")
         _track(state, plan, created, failed, msg, source_name)
         _track_recovered(state, plan, msg, source_name)
-        return _finish(state, msg, total, plan)
+        return _finish(state, msg, total, plan, read_ahead=read_ahead)
 
 
 def _decide(
@@ -266,6 +357,7 @@ def _decide(
     *,
     pending_create: set[str],
     migrated_known: bool = False,
+    target_conn: psycopg.Connection | None = None,
 ) -> _Plan:
     plan = _Plan()
     pipeline = resolve_pipeline(options.get("transforms"))
@@ -307,7 +399,7 @@ def _decide(
             (msg.migration_id, emails),
         )
     }
-    existing = target.lookup(ctx.connections.target, ids, emails)
+    existing = target.lookup(target_conn if target_conn is not None else ctx.connections.target, ids, emails)
     # Only ids the target already holds can be another migration's leftover: usually none, no query.
     foreign = [i for i in ids if i in existing.email_by_id and i not in pending_create]
     intents = _intents_elsewhere(state, msg, foreign) if foreign else {}
@@ -549,7 +641,9 @@ def _mark_status(conn: psycopg.Connection, users: Sequence[TargetUser], msg: Bat
     )
 
 
-def _finish(state: psycopg.Connection, msg: BatchMessage, total: int, plan: _Plan) -> BatchResult:
+def _finish(
+    state: psycopg.Connection, msg: BatchMessage, total: int, plan: _Plan, *, read_ahead: bool = False
+) -> BatchResult:
     """Record the errors, mark the batch done, add to the counters and settle the status: one statement.
 
     total: the users the batch read, counted ones included (every one has exactly one outcome)."""
@@ -563,7 +657,7 @@ def _finish(state: psycopg.Connection, msg: BatchMessage, total: int, plan: _Pla
     )
     if plan.already_migrated:
         counts[OutcomeKind.ALREADY_MIGRATED.value] += plan.already_migrated
-    result = BatchResult(msg.migration_id, msg.batch_no, "done", total, dict(counts))
+    result = BatchResult(msg.migration_id, msg.batch_no, "done", total, dict(counts), read_ahead)
     recorded = [o for o in plan.outcomes if o.kind not in _TRACKED_KINDS]
     errors = int(result.errors)
     state.execute(
