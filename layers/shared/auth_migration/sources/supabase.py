@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from itertools import pairwise
 from operator import itemgetter
 from typing import Any
 
@@ -61,30 +62,21 @@ LEFT JOIN LATERAL (SELECT true AS done FROM migrated_users mu
 WHERE {{after}} u.id <= %(upto)s::uuid
 """
 
-# Planning (state in the source's database): per planned range, how many users it holds and how many
-# of them fetch_pending would only count (migrated and plainly valid). The same who-is-migrated test
-# as _FETCH_WITH_MIGRATED (the range's tracking rows hash-joined, a probe for users not found there);
-# ranges are (after, upto] with after NULL for the first (the nil uuid is a valid id: `>=` the lower
-# bound, then `IS DISTINCT FROM` it). One statement for a whole plan chunk, one index range scan each.
-# A range is only read when the tracking rows of its text range hold at least k rows (b.k, at most
-# the users it was planned with): a first run reads nothing (this only ever leaves a range to its batch).
-_SETTLED = f"""
-SELECT b.ord, c.n, c.counted
-FROM (SELECT * FROM unnest(%(afters)s::text[], %(uptos)s::text[], %(mins)s::int[]) WITH ORDINALITY AS b(a, z, k, ord)
-      WHERE (SELECT count(*) FROM (SELECT FROM migrated_users
-                                   WHERE original_id > coalesce(b.a::uuid::text, '')
-                                         AND original_id <= b.z::uuid::text LIMIT b.k) m) >= b.k) b
-CROSS JOIN LATERAL (
-    SELECT count(*) AS n, count(*) FILTER (WHERE {_MIGRATED} AND {{plain}}) AS counted
-    FROM auth.users u
-    LEFT JOIN (SELECT original_id FROM migrated_users
-               WHERE original_id >= coalesce(b.a::uuid::text, '') AND original_id <= b.z::uuid::text) r
-        ON r.original_id = u.id::text
-    LEFT JOIN LATERAL (SELECT true AS done FROM migrated_users mu
-                       WHERE r.original_id IS NULL AND mu.original_id = u.id::text LIMIT 1) p ON true
-    WHERE u.id >= coalesce(b.a::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
-      AND u.id IS DISTINCT FROM b.a::uuid AND u.id <= b.z::uuid
-) c
+# Planning (state in the source's database): per planned range, how many users it holds and how many of
+# them fetch_pending would only count (migrated and plainly valid). ONE pass over the chunk's users, each
+# given its range by width_bucket over the ranges' upper bounds (the ranges of a chunk are contiguous:
+# (a, z1], (z1, z2], ...; a user equal to a bound belongs to the range that bound ends), hash-joined to
+# every tracking row (exact equality on the canonical text id, whatever the collation). Measured at 1M
+# users: 2.9 s, against 6.7 s for one index range read per range: ids are random uuids, so a range's
+# 10,000 users sit on ~9,000 different heap pages and every range re-read most of the table.
+_SETTLED = """
+SELECT r, count(*), count(*) FILTER (WHERE migrated AND {plain})
+FROM (SELECT width_bucket(u.id, %(bounds)s::uuid[])
+             + CASE WHEN u.id = (%(bounds)s::uuid[])[width_bucket(u.id, %(bounds)s::uuid[])] THEN 0 ELSE 1 END AS r,
+             m.original_id IS NOT NULL AS migrated, u.*
+      FROM auth.users u LEFT JOIN migrated_users m ON m.original_id = u.id::text
+      WHERE {after} u.id <= %(upto)s::uuid) u
+GROUP BY r
 """
 
 
@@ -134,22 +126,26 @@ class SupabaseSource:
         plain = _plain(policy)
         if plain is None or not ranges:
             return [None] * len(ranges)
-        # Every range but the plan's last was planned with batch_size users; the last of a call may be short.
-        mins = [batch_size] * (len(ranges) - 1) + [1]
+        if any(after != upto for (_, upto), (after, _) in pairwise(ranges)):
+            raise ValueError("settled_ranges needs contiguous ranges (a plan chunk's)")
         with conn.transaction():
-            # JIT compiled this statement for ~0.25 s at 100k users, over half of its run time.
+            # A first run has no tracking rows: nothing can be settled, and the users are not read at all.
+            if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM migrated_users)").fetchone() == (True,):
+                return [None] * len(ranges)
+            # JIT compiled the old per-range statement for ~0.25 s at 100k users: not worth it for one pass.
             jit = conn.execute("SELECT current_setting('jit')").fetchone()
             conn.execute("SET LOCAL jit = off")
+            after, _ = _after(ranges[0][0])
             rows = conn.execute(
-                _SETTLED.format(plain=plain.replace("%", "%%")).encode(),
-                {"afters": [a for a, _ in ranges], "uptos": [z for _, z in ranges], "mins": mins},
+                _SETTLED.format(plain=plain.replace("%", "%%"), after=after).encode(),
+                {"bounds": [upto for _, upto in ranges], "after": ranges[0][0], "upto": ranges[-1][1]},
             ).fetchall()
             # Planning may run inside a longer transaction on this connection (shared): leave it as found.
             conn.execute("SELECT set_config('jit', %s, true)", (jit[0] if jit else "on",))
         settled: list[int | None] = [None] * len(ranges)
-        for ord_, n, counted in rows:
-            if n == counted:
-                settled[int(ord_) - 1] = int(n)
+        for number, n, counted in rows:
+            if n == counted and 1 <= number <= len(ranges):
+                settled[int(number) - 1] = int(n)
         return settled
 
     def email_collisions(self, conn: psycopg.Connection) -> Iterator[tuple[str, list[str]]]:
