@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import psycopg
@@ -81,15 +82,24 @@ def test_a_user_already_in_better_auth_gets_a_session_and_no_second_claim(
     assert stack.query('SELECT count(*) FROM session WHERE "userId" = %s', supabase["user"]["id"])[0][0] == 2
 
 
+@pytest.fixture
+def es256_project(
+    dual_write_stack: DualWriteStack, start_gotrue: Callable[..., GoTrueStandIn], clock: PinnedClock
+) -> tuple[GoTrueStandIn, dict[str, Any]]:
+    """A GoTrue stand-in that signs with an ES256 key (a newer Supabase project), and a session it issued."""
+    asymmetric = start_gotrue(
+        dual_write_stack.database_url, signing_key=ec.generate_private_key(ec.SECP256R1()), clock=clock
+    )
+    return asymmetric, supabase_session(asymmetric, new_email())
+
+
 def test_an_es256_token_verifies_through_the_projects_jwks(
     dual_write_stack: DualWriteStack,
     exchangers: Callable[..., SessionExchanger],
-    start_gotrue: Callable[..., GoTrueStandIn],
-    clock: PinnedClock,
+    es256_project: tuple[GoTrueStandIn, dict[str, Any]],
 ) -> None:
     stack = dual_write_stack
-    asymmetric = start_gotrue(stack.database_url, signing_key=ec.generate_private_key(ec.SECP256R1()), clock=clock)
-    supabase = supabase_session(asymmetric, new_email())
+    asymmetric, supabase = es256_project
     assert json.loads(httpx.get(f"{asymmetric.url}/auth/v1/.well-known/jwks.json").text)["keys"]
 
     status, body, headers = exchange(
@@ -103,12 +113,10 @@ def test_an_es256_token_verifies_through_the_projects_jwks(
 def test_a_jwks_out_of_reach_is_a_503_and_a_system_failure_never_a_401(
     dual_write_stack: DualWriteStack,
     exchangers: Callable[..., SessionExchanger],
-    start_gotrue: Callable[..., GoTrueStandIn],
-    clock: PinnedClock,
+    es256_project: tuple[GoTrueStandIn, dict[str, Any]],
 ) -> None:
     stack = dual_write_stack
-    asymmetric = start_gotrue(stack.database_url, signing_key=ec.generate_private_key(ec.SECP256R1()), clock=clock)
-    supabase = supabase_session(asymmetric, new_email())
+    asymmetric, supabase = es256_project
     app = app_for(stack, exchangers(asymmetric, hs256=False))
     asymmetric.stop()  # the JWKS endpoint goes with it; nothing was fetched yet
     before = counts(stack)

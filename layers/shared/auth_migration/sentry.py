@@ -442,10 +442,17 @@ class _SentryAuthReport:
         sentry_sdk.capture_exception(error, level="error", fingerprint=[name.__name__, system, kind])
 
 
+class _Ends(Protocol):
+    ended: bool
+
+
 @contextmanager
-def _request_scope(name: str, tags: Mapping[str, str], migration: Mapping[str, Any]) -> Iterator[tuple[Any, Any]]:
-    """A request's own isolation scope (its tags and breadcrumbs only) and its transaction `name`, tagged alike.
-    The span is entered and left by hand: its status is the request's, not "internal_error" for a 401."""
+def _request_scope[R: _Ends](
+    name: str, tags: Mapping[str, str], migration: Mapping[str, Any], report: Callable[[Any, Any], R]
+) -> Iterator[R]:
+    """A request's own isolation scope (its tags and breadcrumbs only) and its transaction `name`, tagged alike,
+    and the report made on them. The span is entered and left by hand: its status is the request's, not
+    "internal_error" for a 401; only an exception the report did not see marks it so."""
     import sentry_sdk
 
     with sentry_sdk.isolation_scope() as scope:
@@ -456,8 +463,13 @@ def _request_scope(name: str, tags: Mapping[str, str], migration: Mapping[str, A
         for key, value in tags.items():
             span.set_tag(key, value)
         span.__enter__()
+        made = report(scope, span)
         try:
-            yield scope, span
+            yield made
+        except BaseException:
+            if not made.ended:
+                span.set_status("internal_error")
+            raise
         finally:
             span.__exit__(None, None, None)
 
@@ -475,14 +487,13 @@ def auth_event(request: AuthRequest) -> Iterator[AuthReport]:
         "canary_user": _flag(request.canary),
         "primary_system": request.primary,
     }
-    with _request_scope(f"auth.{request.operation}", tags, request.migration) as (scope, span):
-        report = _SentryAuthReport(request, scope, span)
-        try:
-            yield report
-        except BaseException:
-            if not report.ended:
-                span.set_status("internal_error")
-            raise
+    with _request_scope(
+        f"auth.{request.operation}",
+        tags,
+        request.migration,
+        lambda scope, span: _SentryAuthReport(request, scope, span),
+    ) as report:
+        yield report
 
 
 # --- session exchanges -------------------------------------------------------------------------------------
@@ -604,14 +615,13 @@ def exchange_event(*, token_kind: str, mode: str, migration: Mapping[str, Any]) 
         "migration_mode": mode,
         "exchange_input": token_kind,
     }
-    with _request_scope("auth.session_exchange", tags, migration) as (scope, span):
-        report = _SentryExchangeReport(token_kind, mode, scope, span)
-        try:
-            yield report
-        except BaseException:
-            if not report.ended:
-                span.set_status("internal_error")
-            raise
+    with _request_scope(
+        "auth.session_exchange",
+        tags,
+        migration,
+        lambda scope, span: _SentryExchangeReport(token_kind, mode, scope, span),
+    ) as report:
+        yield report
 
 
 # --- migration batches ------------------------------------------------------------------------------------
