@@ -26,7 +26,7 @@ from auth_migration.engine.state import finish_status_sql
 from auth_migration.exceptions import InvalidRequest
 from auth_migration.models import ERROR_KINDS, BatchMessage, Outcome, OutcomeKind, SourceUser, TargetUser
 from auth_migration.retry import retry_transient
-from auth_migration.sources import get_source
+from auth_migration.sources import UserSource, get_source
 from auth_migration.store import is_transient
 from auth_migration.targets import BetterAuthTarget, TargetCapabilities, get_target
 from auth_migration.targets.supabase import SupabaseTarget
@@ -94,7 +94,7 @@ def process_batch(
 
     `next_msg`: the batch this worker processes next (the invocation's next SQS record), read and decided in
     the background while this one writes (prefetch_batch); its process_batch then takes that work."""
-    prepared: list[_Prepared | None] = [ctx.prefetcher().take(_key(msg)) if ctx.prefetch else None]
+    prepared = ctx.prefetcher().take(_key(msg)) if ctx.prefetch else None
     if next_msg is not None and ctx.prefetch:
         prefetch_batch(next_msg, ctx)
 
@@ -106,7 +106,8 @@ def process_batch(
 
     def attempt() -> BatchResult:
         # The prepared work serves the first attempt only: a retry reads and decides again.
-        ahead, prepared[0] = prepared[0], None
+        nonlocal prepared
+        ahead, prepared = prepared, None
         return _run(msg, ctx, phase, ahead)
 
     try:
@@ -181,25 +182,68 @@ def _prepare(msg: BatchMessage, ctx: EngineContext) -> _Prepared | None:
         batch_status, mig_status, _dry_run, source_name, target_name, options, pending, now = row
         if batch_status == "done" or mig_status in ("rolling_back", "rolled_back"):
             return None
-        source, target = get_source(source_name), get_target(target_name)
+        target = get_target(target_name)
         caps = ctx.capabilities(target, conn)
-        policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
-        users, skipped = source.fetch_pending(conn, msg.after_id, msg.upto_id, policy)
-        plan = _decide(
-            users,
+        plan, total = _read_and_decide(
             msg,
             ctx,
-            conn,
+            get_source(source_name),
             target,
-            policy,
-            now,
-            options,
-            pending_create=set(pending or ()),
-            migrated_known=True,
+            caps,
+            now=now,
+            options=options,
+            pending=pending,
+            source_conn=conn,
+            state=conn,
             target_conn=conn,
+            known=True,
         )
-        plan.already_migrated += skipped
-        return _Prepared(tuple(row), plan, len(users) + skipped)
+        return _Prepared(tuple(row), plan, total)
+
+
+def _read_and_decide(
+    msg: BatchMessage,
+    ctx: EngineContext,
+    source: UserSource,
+    target: BetterAuthTarget,
+    caps: TargetCapabilities,
+    *,
+    now: datetime,
+    options: dict[str, Any],
+    pending: Sequence[str] | None,
+    source_conn: psycopg.Connection,
+    state: psycopg.Connection,
+    target_conn: psycopg.Connection | None = None,
+    known: bool,
+    phase: PhaseHook = _no_phase,
+) -> tuple[_Plan, int]:
+    """Read the batch's range and decide every user (no writes): the plan and the users it covers.
+
+    `known` (the state lives with the source): the read itself says who is already migrated (one index probe
+    per user; no migration-only columns read for them), and the users both migrated and plainly valid are
+    only counted: a re-run neither transfers nor converts them."""
+    policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
+    skipped = 0
+    if known:
+        users, skipped = source.fetch_pending(source_conn, msg.after_id, msg.upto_id, policy)
+    else:
+        users = source.fetch_range(source_conn, msg.after_id, msg.upto_id)
+    phase("transform")
+    plan = _decide(
+        users,
+        msg,
+        ctx,
+        state,
+        target,
+        policy,
+        now,
+        options,
+        pending_create=set(pending or ()),
+        migrated_known=known,
+        target_conn=target_conn,
+    )
+    plan.already_migrated += skipped
+    return plan, len(users) + skipped
 
 
 class GcPause:
@@ -275,31 +319,20 @@ def _run_better_auth(
             read_ahead = True
         else:
             read_ahead = False
-            policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
-            # Where the state lives with the source, the read itself says who is already migrated (one
-            # index probe per user; no migration-only columns read for them), and the users both
-            # migrated and plainly valid are only counted: a re-run neither transfers nor converts them.
-            known = conns.shared_source
-            skipped = 0
-            if known:
-                users, skipped = source.fetch_pending(conns.source, msg.after_id, msg.upto_id, policy)
-            else:
-                users = source.fetch_range(conns.source, msg.after_id, msg.upto_id)
-            phase("transform")
-            plan = _decide(
-                users,
+            plan, total = _read_and_decide(
                 msg,
                 ctx,
-                state,
+                source,
                 target,
-                policy,
-                now,
-                options,
-                pending_create=set(pending or ()),
-                migrated_known=known,
+                caps,
+                now=now,
+                options=options,
+                pending=pending,
+                source_conn=conns.source,
+                state=state,
+                known=conns.shared_source,
+                phase=phase,
             )
-            plan.already_migrated += skipped
-            total = len(users) + skipped
 
         if dry_run:
             phase("tracking")

@@ -4,7 +4,7 @@ Why: a Better-Auth batch spends about half its time in Python (reading the range
 transforming, looking the target up) and half waiting for the server to run its one write statement. Run
 one after the other they add up; on two cores, the next batch's Python can run while the server writes
 this one. The prepared work is only a proposal: the batch re-reads its row under its lock and uses it only
-when nothing it depended on changed (engine/batch.py `_Prepared.agrees`); every guarantee still comes
+when the batch row it read is unchanged (engine/batch.py `_run_better_auth`); every guarantee still comes
 from the locked transaction (the claim, the constraints, the savepoint fallback).
 
 Written by hand, not with a library: it is one future per batch message on a one-thread executor, whose
@@ -66,9 +66,3 @@ class Prefetcher[T]:
                 future.result()
             except Exception as exc:
                 self._on_error(key, exc)
-
-    def close(self) -> None:
-        self.discard()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
