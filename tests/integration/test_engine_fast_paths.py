@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
@@ -409,3 +410,118 @@ def test_two_databases_send_every_batch(inline_engine: InlineEngine) -> None:
     assert shared_sent == []
     same_result(apart, shared)
     assert apart_rows == shared_rows
+
+
+# ------------------------------------------------------- a re-run's batches read only what planning named
+# Planning names, per range, the users a batch still has to decide (not migrated, or migrated but no longer
+# plainly valid); when they are few the batch reads them by id and counts the rest, else its whole range.
+
+
+def planned_decisions(url: str, migration_id: str) -> dict[int, tuple[list[str] | None, int | None]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT batch_no, decide_only, counted FROM migration_batches WHERE migration_id = %s",
+            (migration_id,),
+        ).fetchall()
+    return {no: (only, counted) for no, only, counted in rows}
+
+
+def range_users(url: str, rows: list[tuple[object, ...]], batch_no: int) -> list[str]:
+    _, after, upto, *_ = next(row for row in rows if row[0] == batch_no)
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT id::text FROM auth.users WHERE (%s::uuid IS NULL OR id > %s::uuid) AND id <= %s::uuid ORDER BY id",
+            (after, after, upto),
+        ).fetchall()
+    return [r[0] for r in found]
+
+
+@pytest.mark.parametrize("undecided", [1, 4, 5])
+def test_a_batch_reads_only_the_users_planning_named(inline_engine: InlineEngine, undecided: int) -> None:
+    generate_supabase_users(inline_engine.url, 150, seed=28, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
+    run(inline_engine, batch_size=32)
+    only_migrated_users_left(inline_engine.url)
+    _, _, before = rerun(inline_engine, batch_size=16)
+    target_batch = before[2][0]
+    assert isinstance(target_batch, int)
+    members = range_users(inline_engine.url, before, target_batch)
+    assert len(members) == 16
+    changed = members[3 : 3 + undecided]
+    with psycopg.connect(inline_engine.url, autocommit=True) as conn:
+        # Migrated but no longer plainly valid (classify() still lets them through), and one soft-deleted since.
+        conn.execute("UPDATE auth.users SET email = ' ' || email WHERE id = ANY(%s::uuid[])", (changed[1:],))
+        conn.execute("UPDATE auth.users SET deleted_at = %s WHERE id = %s", (REFERENCE_TIME, changed[0]))
+
+    fast, fast_sent, fast_rows = rerun(inline_engine, batch_size=16)
+    migration_id = fast["migration_id"]
+    plain, _, plain_rows = rerun(inline_engine, batch_size=16, skip=False)
+
+    same_result(fast, plain)
+    assert fast_rows == plain_rows
+    assert fast_sent == [target_batch]
+    assert isinstance(migration_id, str)
+    decided = planned_decisions(inline_engine.url, migration_id)
+    # 16 // 4 = 4 users at most are named per range; past that the batch reads its whole range.
+    expected = (sorted(changed), 16 - undecided) if undecided <= 4 else (None, None)
+    assert decided[target_batch] == expected
+    assert all(value == (None, None) for no, value in decided.items() if no != target_batch)
+    outcomes = fast["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert outcomes["skipped:soft_deleted"] == 1
+    processed = fast["processed_count"]
+    assert isinstance(processed, int)
+    assert outcomes["already_migrated"] == processed - 1
+
+
+def test_a_rerun_finds_the_email_conflicts_of_the_users_it_decides(
+    inline_engine: InlineEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = generate_supabase_users(inline_engine.url, 150, seed=29, bcrypt_rounds=4, reference_time=REFERENCE_TIME)
+    assert manifest.counts["case_duplicate"] > 0
+    run(inline_engine, batch_size=32)
+    twin_of = migrated_ids(inline_engine.url, 1)[0]
+    with psycopg.connect(inline_engine.url, autocommit=True) as conn:
+        # A new user whose email is a migrated user's in other case: it conflicts with a user nobody decides.
+        conn.execute(
+            """INSERT INTO auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+                                       raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+               SELECT instance_id, gen_random_uuid(), aud, role, upper(email), encrypted_password, email_confirmed_at,
+                      raw_app_meta_data, raw_user_meta_data, created_at, updated_at
+               FROM auth.users WHERE id = %s""",
+            (twin_of,),
+        )
+
+    asked: list[list[str] | None] = []
+    collisions = SupabaseSource.email_collisions
+
+    def spy(
+        self: SupabaseSource, conn: psycopg.Connection, among: list[str] | None = None
+    ) -> Iterator[tuple[str, list[str]]]:
+        asked.append(None if among is None else list(among))
+        return collisions(self, conn, among)
+
+    monkeypatch.setattr(SupabaseSource, "email_collisions", spy)
+    # 128 users a range: at most 32 named per range, more than the users the first run left undecided.
+    fast, fast_sent, _ = rerun(inline_engine, batch_size=128)
+    plain, plain_sent, _ = rerun(inline_engine, batch_size=128, skip=False)
+
+    # The re-run looked among the users its batches decide (the twin, the unmigrated case duplicates...);
+    # the plain path, which plans no settled ranges, among everyone.
+    assert asked[0] is not None and asked[1] is None
+    assert 0 < len(asked[0]) <= 64
+    same_result(fast, plain)
+    assert len(fast_sent) == len(plain_sent)
+
+    def conflicts(migration_id: object) -> list[tuple[str, list[str]]]:
+        with psycopg.connect(inline_engine.url) as conn:
+            rows = conn.execute(
+                """SELECT email_lower, user_ids FROM migration_email_conflicts WHERE migration_id = %s
+                   ORDER BY email_lower""",
+                (migration_id,),
+            ).fetchall()
+        return [(email, sorted(ids)) for email, ids in rows]
+
+    found = conflicts(fast["migration_id"])
+    assert found == conflicts(plain["migration_id"])
+    assert any(twin_of in ids for _, ids in found)
+    assert len(found) == manifest.counts["case_duplicate"] // 2 + 1

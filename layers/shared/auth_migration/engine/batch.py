@@ -141,7 +141,7 @@ def _run(
 #: The batch row and its migration's, as a batch reads them (under its lock) and as a prefetch reads them
 #: (without): the prefetch's work is used only when both readings are equal.
 _BATCH_ROW = """SELECT b.status, m.status, m.dry_run, m.source, m.target, m.options, b.pending_create,
-                       coalesce(m.as_of, m.created_at)
+                       coalesce(m.as_of, m.created_at), b.decide_only, b.counted
                 FROM migration_batches b JOIN migration_states m ON m.id = b.migration_id
                 WHERE b.migration_id = %s AND b.batch_no = %s"""
 
@@ -179,7 +179,7 @@ def _prepare(msg: BatchMessage, ctx: EngineContext) -> _Prepared | None:
         row = conn.execute(_BATCH_ROW, (msg.migration_id, msg.batch_no)).fetchone()
         if row is None:
             return None
-        batch_status, mig_status, _dry_run, source_name, target_name, options, pending, now = row
+        batch_status, mig_status, _dry_run, source_name, target_name, options, pending, now, decide_only, counted = row
         if batch_status == "done" or mig_status in ("rolling_back", "rolled_back"):
             return None
         target = get_target(target_name)
@@ -193,6 +193,8 @@ def _prepare(msg: BatchMessage, ctx: EngineContext) -> _Prepared | None:
             now=now,
             options=options,
             pending=pending,
+            decide_only=decide_only,
+            counted=counted,
             source_conn=conn,
             state=conn,
             target_conn=conn,
@@ -211,6 +213,8 @@ def _read_and_decide(
     now: datetime,
     options: dict[str, Any],
     pending: Sequence[str] | None,
+    decide_only: Sequence[str] | None = None,
+    counted: int | None = None,
     source_conn: psycopg.Connection,
     state: psycopg.Connection,
     target_conn: psycopg.Connection | None = None,
@@ -221,11 +225,15 @@ def _read_and_decide(
 
     `known` (the state lives with the source): the read itself says who is already migrated (one index probe
     per user; no migration-only columns read for them), and the users both migrated and plainly valid are
-    only counted: a re-run neither transfers nor converts them."""
+    only counted: a re-run neither transfers nor converts them. `decide_only` (planning's undecided users
+    of a re-run's range, known only): just those are read, and the range's other `counted` users are counted
+    as already migrated, as planning counts a settled range."""
     policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
     skipped = 0
     if known:
-        users, skipped = source.fetch_pending(source_conn, msg.after_id, msg.upto_id, policy)
+        users, skipped = source.fetch_pending(source_conn, msg.after_id, msg.upto_id, policy, only=decide_only)
+        if decide_only is not None:
+            skipped += counted or 0
     else:
         users = source.fetch_range(source_conn, msg.after_id, msg.upto_id)
     phase("transform")
@@ -304,7 +312,7 @@ def _run_better_auth(
         row = state.execute(_BATCH_ROW + " FOR UPDATE OF b", (msg.migration_id, msg.batch_no)).fetchone()
         if row is None:
             raise InvalidRequest(f"batch {msg.batch_no} of migration {msg.migration_id!r} is not planned")
-        batch_status, mig_status, dry_run, source_name, target_name, options, pending, now = row
+        batch_status, mig_status, dry_run, source_name, target_name, options, pending, now, decide_only, counted = row
         if batch_status == "done":
             return BatchResult(msg.migration_id, msg.batch_no, "duplicate")
         if mig_status in ("rolling_back", "rolled_back"):
@@ -328,6 +336,8 @@ def _run_better_auth(
                 now=now,
                 options=options,
                 pending=pending,
+                decide_only=decide_only,
+                counted=counted,
                 source_conn=conns.source,
                 state=state,
                 known=conns.shared_source,

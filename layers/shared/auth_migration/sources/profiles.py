@@ -12,6 +12,7 @@ from psycopg.rows import dict_row
 
 from auth_migration.exceptions import ConfigError
 from auth_migration.models import SourceUser
+from auth_migration.sources.base import SettledRange
 from auth_migration.sources.keyset import boundaries, id_type_of
 from auth_migration.validation import ValidationPolicy
 
@@ -75,10 +76,21 @@ class ProfilesSource:
             return [_to_source_user(row) for row in cur]
 
     def fetch_pending(
-        self, conn: psycopg.Connection, after_id: str | None, upto_id: str, policy: ValidationPolicy
+        self,
+        conn: psycopg.Connection,
+        after_id: str | None,
+        upto_id: str,
+        policy: ValidationPolicy,
+        *,
+        only: Sequence[str] | None = None,
     ) -> tuple[list[SourceUser], int]:
-        # No server-side pre-check here: every user comes back, migrated ones marked.
-        return self.fetch_range(conn, after_id, upto_id, with_migrated=True), 0
+        # No server-side pre-check here: every user comes back, migrated ones marked. settled_ranges never
+        # names undecided users here, so `only` is honoured for the protocol's sake, not for speed.
+        users = self.fetch_range(conn, after_id, upto_id, with_migrated=True)
+        if only is not None:
+            wanted = set(only)
+            users = [u for u in users if u.id in wanted]
+        return users, 0
 
     def settled_ranges(
         self,
@@ -87,11 +99,14 @@ class ProfilesSource:
         policy: ValidationPolicy,
         *,
         batch_size: int = 1,
-    ) -> list[int | None]:
+    ) -> list[SettledRange | None]:
         # fetch_pending counts no one here, so every range is left to its batch.
         return [None] * len(ranges)
 
-    def email_collisions(self, conn: psycopg.Connection) -> Iterator[tuple[str, list[str]]]:
+    def email_collisions(
+        self, conn: psycopg.Connection, among: Sequence[str] | None = None
+    ) -> Iterator[tuple[str, list[str]]]:
+        # Every collision, whatever `among` says: the protocol allows more, and profiles never re-run settled.
         rows = conn.execute(
             sql.SQL(
                 """SELECT lower(email), array_agg(id::text ORDER BY id) FROM {} WHERE email IS NOT NULL

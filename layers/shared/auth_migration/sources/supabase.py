@@ -7,12 +7,14 @@ from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from operator import itemgetter
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
 
 from auth_migration.exceptions import ConfigError
 from auth_migration.models import SourceIdentity, SourceUser
+from auth_migration.sources.base import SettledRange
 from auth_migration.sources.keyset import boundaries
 from auth_migration.validation import ValidationPolicy, plainly_valid_sql
 
@@ -62,22 +64,47 @@ LEFT JOIN LATERAL (SELECT true AS done FROM migrated_users mu
 WHERE {{after}} u.id <= %(upto)s::uuid
 """
 
-# Planning (state in the source's database): per planned range, how many users it holds and how many of
-# them fetch_pending would only count (migrated and plainly valid). ONE pass over the chunk's users, each
-# given its range by width_bucket over the ranges' upper bounds (the ranges of a chunk are contiguous:
-# (a, z1], (z1, z2], ...; a user equal to a bound belongs to the range that bound ends), hash-joined to
-# every tracking row (exact equality on the canonical text id, whatever the collation). Measured at 1M
-# users: 2.9 s, against 6.7 s for one index range read per range: ids are random uuids, so a range's
-# 10,000 users sit on ~9,000 different heap pages and every range re-read most of the table.
-_SETTLED = """
-SELECT r, count(*), count(*) FILTER (WHERE migrated AND {plain})
-FROM (SELECT width_bucket(u.id, %(bounds)s::uuid[])
-             + CASE WHEN u.id = (%(bounds)s::uuid[])[width_bucket(u.id, %(bounds)s::uuid[])] THEN 0 ELSE 1 END AS r,
-             m.original_id IS NOT NULL AS migrated, u.*
-      FROM auth.users u LEFT JOIN migrated_users m ON m.original_id = u.id::text
-      WHERE {after} u.id <= %(upto)s::uuid) u
-GROUP BY r
+# The same read for named users of a range only (a re-run's batch: the users planning left undecided). One
+# index probe per user into auth.users and one into migrated_users.
+_FETCH_ONLY = f"""
+SELECT {_LIGHT}, CASE WHEN p.done IS NULL THEN 0 WHEN {{plain}} THEN 2 ELSE 1 END,
+       {", ".join(f"CASE WHEN p.done IS NULL THEN {c} END" for c in _HEAVY)}
+FROM auth.users u
+LEFT JOIN LATERAL (SELECT true AS done FROM migrated_users mu WHERE mu.original_id = u.id::text LIMIT 1) p ON true
+WHERE u.id = ANY(%(only)s::uuid[]) AND {{after}} u.id <= %(upto)s::uuid
 """
+
+# Planning (state in the source's database): per planned range, how many users it holds, and the ids of
+# those fetch_pending would not only count (not migrated, or migrated but not plainly valid: "undecided"),
+# all of them when they are at most %(most)s, else one (k says how many there are). Every user is given
+# its range by width_bucket (the ranges of a chunk are contiguous: (a, z1], (z1, z2], ...). One statement, so
+# both branches see one snapshot: the counts per range, and the undecided users found by a parallel scan
+# hash-joined to every tracking row (exact equality on the canonical text id, whatever the collation)
+# whose filter lets through only those few rows. Measured at 1M users: one index range read per range
+# took 6.7 s (random uuids put a range's 10,000 users on ~9,000 heap pages); one GROUP BY over all of them
+# 2.9 s, but it could not name the undecided users: array_agg is not parallel before PostgreSQL 16, and
+# grouping by (range, undecided id) made the planner expect a million groups and sort every user.
+# A user's range: 1 + how many bounds lie below its id, i.e. how many thresholds (each bound but the last,
+# plus one: the next uuid) are <= it, which is what width_bucket counts (0 for an empty array). One call
+# per user; the bounds themselves, with a correction for an id equal to one, took two.
+_RANGE = "width_bucket(u.id, %(thresholds)s::uuid[]) + 1"
+_SETTLED = f"""
+SELECT r, NULL, NULL::bigint, count(*)
+FROM (SELECT {_RANGE} AS r FROM auth.users u WHERE {{after}} u.id <= %(upto)s::uuid) a
+GROUP BY r
+UNION ALL
+SELECT r, id::text, k, NULL FROM (
+    SELECT r, id, count(*) OVER w AS k, row_number() OVER w AS n
+    FROM (SELECT {_RANGE} AS r, u.id
+          FROM auth.users u LEFT JOIN migrated_users m ON m.original_id = u.id::text
+          WHERE {{after}} u.id <= %(upto)s::uuid AND (m.original_id IS NOT NULL AND {{plain}}) IS NOT TRUE) b
+    WINDOW w AS (PARTITION BY r)) c
+WHERE k <= %(most)s OR n = 1
+"""
+# At most this many undecided users per range are named (and read by id); a range with more is read whole.
+# Both reads touch one random heap page per user (random uuids), so by id wins while a range holds fewer
+# undecided users than this; the cap also bounds what planning stores per batch row.
+DECIDE_BY_ID_MAX = 1000
 
 
 class SupabaseSource:
@@ -104,14 +131,21 @@ class SupabaseSource:
         return [_to_source_user(row) for row in sorted(rows, key=itemgetter(0))]
 
     def fetch_pending(
-        self, conn: psycopg.Connection, after_id: str | None, upto_id: str, policy: ValidationPolicy
+        self,
+        conn: psycopg.Connection,
+        after_id: str | None,
+        upto_id: str,
+        policy: ValidationPolicy,
+        *,
+        only: Sequence[str] | None = None,
     ) -> tuple[list[SourceUser], int]:
         plain = _plain(policy)
         after, after_text = _after(after_id)
-        query = _FETCH_WITH_MIGRATED.format(
+        query = (_FETCH_WITH_MIGRATED if only is None else _FETCH_ONLY).format(
             after=after, after_text=after_text, plain=(plain or "false").replace("%", "%%")
         )
-        rows = conn.execute(query.encode(), {"after": after_id, "upto": upto_id}).fetchall()
+        params = {"after": after_id, "upto": upto_id, "only": list(only or ())}
+        rows = conn.execute(query.encode(), params).fetchall()
         pending = sorted((row for row in rows if row[6] != 2), key=itemgetter(0))
         return [_to_source_user(row) for row in pending], len(rows) - len(pending)
 
@@ -122,7 +156,7 @@ class SupabaseSource:
         policy: ValidationPolicy,
         *,
         batch_size: int = 1,
-    ) -> list[int | None]:
+    ) -> list[SettledRange | None]:
         plain = _plain(policy)
         if plain is None or not ranges:
             return [None] * len(ranges)
@@ -138,31 +172,60 @@ class SupabaseSource:
             after, _ = _after(ranges[0][0])
             rows = conn.execute(
                 _SETTLED.format(plain=plain.replace("%", "%%"), after=after).encode(),
-                {"bounds": [upto for _, upto in ranges], "after": ranges[0][0], "upto": ranges[-1][1]},
+                {
+                    "thresholds": [str(UUID(int=UUID(upto).int + 1)) for _, upto in ranges[:-1]],
+                    "after": ranges[0][0],
+                    "upto": ranges[-1][1],
+                    "most": min(DECIDE_BY_ID_MAX, batch_size // 4),
+                },
             ).fetchall()
             # Planning may run inside a longer transaction on this connection (shared): leave it as found.
             conn.execute("SELECT set_config('jit', %s, true)", (jit[0] if jit else "on",))
-        settled: list[int | None] = [None] * len(ranges)
-        for number, n, counted in rows:
-            if n == counted and 1 <= number <= len(ranges):
-                settled[int(number) - 1] = int(n)
+        totals: dict[int, int] = {}
+        undecided: dict[int, tuple[int, list[str]]] = {}
+        for number, user_id, k, total in rows:
+            if user_id is None:
+                totals[int(number)] = int(total)
+            else:
+                undecided.setdefault(int(number), (int(k), []))[1].append(str(user_id))
+        settled: list[SettledRange | None] = [None] * len(ranges)
+        for number, total in totals.items():
+            k, ids = undecided.get(number, (0, []))
+            # More undecided users than named (k > most): None, the batch reads its whole range.
+            if 1 <= number <= len(ranges) and len(ids) == k:
+                settled[number - 1] = SettledRange(counted=total - k, undecided=tuple(sorted(ids)))
         return settled
 
-    def email_collisions(self, conn: psycopg.Connection) -> Iterator[tuple[str, list[str]]]:
+    def email_collisions(
+        self, conn: psycopg.Connection, among: Sequence[str] | None = None
+    ) -> Iterator[tuple[str, list[str]]]:
         # Deleted and anonymous users are skipped anyway, so they cannot collide with anyone.
         # A hash aggregate (ids sorted here, uuid text sorts as uuids do) instead of sorting every
         # user by lower(email): 215 -> 115 ms at 100k users, paid by every start, re-runs included.
+        if among is not None and not among:
+            return
         with conn.transaction():
             conn.execute("SET LOCAL work_mem = '64MB'")
             conn.execute("SET LOCAL enable_sort = off")
             rows = conn.execute(
-                """SELECT lower(email), array_agg(id::text) FROM auth.users
-                   WHERE email IS NOT NULL AND email <> '' AND deleted_at IS NULL
-                         AND NOT coalesce(is_anonymous, false)
-                   GROUP BY lower(email) HAVING count(*) > 1"""
+                _COLLISIONS if among is None else _COLLISIONS_AMONG, {"among": list(among or ())}
             ).fetchall()
         for email, ids in rows:
             yield str(email), sorted(ids)
+
+
+_LIVE_EMAIL = """email IS NOT NULL AND email <> '' AND deleted_at IS NULL AND NOT coalesce(is_anonymous, false)"""
+_COLLISIONS = f"""
+SELECT lower(email), array_agg(id::text) FROM auth.users WHERE {_LIVE_EMAIL} GROUP BY 1 HAVING count(*) > 1
+"""
+# Only the emails of named users: the same full pass, but a parallel scan keeps the few rows whose email one
+# of them holds before anything is grouped (the full aggregate above cannot run in parallel: array_agg).
+_COLLISIONS_AMONG = f"""
+SELECT lower(email), array_agg(id::text) FROM auth.users
+WHERE {_LIVE_EMAIL}
+  AND lower(email) IN (SELECT lower(email) FROM auth.users WHERE id = ANY(%(among)s::uuid[]) AND {_LIVE_EMAIL})
+GROUP BY 1 HAVING count(*) > 1
+"""
 
 
 def _plain(policy: ValidationPolicy) -> str | None:
