@@ -4,8 +4,10 @@ Each sample is a fresh child interpreter, as a Lambda cold start is. Variants:
 
 - ``bare``: the interpreter alone (``pass``).
 - ``boto3``: ``import boto3``.
-- ``boto3+powertools``: ``import boto3`` and Powertools' Logger, Tracer and Metrics, instantiated as
-  ``auth_migration.observability`` does. This is the baseline the handlers are compared with.
+- ``boto3+powertools``: ``import boto3`` and Powertools' Logger, Tracer and Metrics with their defaults.
+  This is the baseline the handlers are compared with (issue 13's yardstick). Its Tracer auto-patches,
+  which imports httpx, psycopg and sqlite3 to patch them; ``auth_migration.observability`` patches each
+  library only when something imports it, so the handlers do not pay for that.
 - ``handler:<dir>``: ``import app`` for every ``functions/*/app.py`` (found by glob, so new handlers are
   measured as soon as they exist), with ``sys.path`` = the function's directory + its layer directories
   and the environment the template gives that function (Globals merged), as Lambda would.
@@ -13,24 +15,37 @@ Each sample is a fresh child interpreter, as a Lambda cold start is. Variants:
 Two times per sample: ``import_ms`` (perf_counter around the import, inside the child) and ``init_ms``
 (from the parent's spawn to the end of the import, on the monotonic clock both processes share): the
 interpreter start plus the import, i.e. what Lambda reports as Init Duration minus its own runtime.
+``import_cpu_ms`` is the child's CPU time over the import: on a machine shared with other work it
+moves far less than the wall-clock figures, so compare code changes by it when the machine is busy.
 Samples are taken round-robin (variant 1, 2, ..., then again) so drift on a shared machine hits all
 variants alike; median and min are reported. A separate ``-X importtime`` run per handler lists the
 modules that cost most, to show what to import lazily.
 
-Packages of the dev venv that the layer does not ship (click, rich, pygments: httpx imports its CLI
-when they are there) are hidden from every child, so the figures are what Lambda imports.
+Packages of the dev venv that the layer does not ship are hidden from every child, so the figures are
+what Lambda imports: every distribution outside the closure of ``layers/shared/requirements.txt`` (httpx
+imports its CLI when click, rich and pygments are there; X-Ray's patching imports requests and psycopg_pool).
+
+``--invoke`` adds, for the API handlers that have one (``_REFUSED_REQUESTS``), one invocation right after
+the import, in the same child: a request refused at body validation (a 400 before any backend, flag or
+database is reached). It shows what the first request still pays for (models built lazily, routes
+compiled on first use) and so whether a saving at import is a saving or only moved into that request.
 
 Nothing may touch the network while a handler is imported: the child records every socket audit event
 (connect, DNS, sendto) and the database URLs point at a closed port, so a connection made at import
 fails the variant. ``PARAMETER_PREFIX`` is empty, so no SSM read happens either (in AWS it does:
 ``load_settings`` reads the secrets under the prefix at cold start; that round trip is not measured).
+That read also imports boto3 and builds an SSM client, which the handlers do not import otherwise:
+``--ssm`` adds both (``SSMProvider()``, as ``load_settings`` makes it) to every handler, the closest
+offline figure to an AWS cold start.
 
-    python -m bench.cold_start [--repeat 7] [--warmup 1] [--json] [--out FILE]
+    python -m bench.cold_start [--repeat 7] [--warmup 1] [--invoke] [--ssm] [--json] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.metadata
 import json
 import os
 import platform
@@ -43,11 +58,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 SHARED_LAYER_DIR = REPO_ROOT / "layers" / "shared"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+LAYER_REQUIREMENTS = SHARED_LAYER_DIR / "requirements.txt"
 
 BASELINE = "boto3+powertools"
 TOP_N = 10
@@ -69,8 +87,10 @@ Tracer(service="cold-start")
 Metrics(namespace="ColdStart", service="cold-start")
 """
 
-# The child: argv[1] = code to time, argv[2:] = directories to put first on sys.path. It prints one
-# JSON line on stdout. Markers on stderr delimit the timed import in `-X importtime` output.
+# The child: argv[1] = code to time, argv[2] = code to time after it ("" for none: the first invocation),
+# argv[3:] = directories to put first on sys.path. It prints one JSON line on stdout, last. Markers on
+# stderr delimit the timed import in `-X importtime` output. __HIDDEN__ is replaced by the top-level
+# modules the layer does not ship.
 _CHILD = r"""
 import sys, time
 _t_start = time.monotonic()
@@ -86,11 +106,11 @@ def _audit(event, args):
 
 sys.addaudithook(_audit)
 
-# The dev venv holds packages the Lambda layer does not ship (the CLI's click and rich, and pygments):
-# httpx imports its command-line module when they are importable, ~80 ms Lambda never pays. Hide them,
-# so every variant imports what it would in AWS.
+# The dev venv holds packages the Lambda layer does not ship (httpx imports its command-line module when
+# click and rich are importable, ~80 ms; X-Ray's patching imports requests and psycopg_pool when they are).
+# Hide them, so every variant imports what it would in AWS.
 class _NotInTheLayer:
-    _HIDDEN = frozenset(("click", "rich", "pygments", "markdown_it", "mdurl"))
+    _HIDDEN = frozenset(__HIDDEN__)
 
     def find_spec(self, name, path=None, target=None):
         if name.partition(".")[0] in self._HIDDEN:
@@ -98,24 +118,68 @@ class _NotInTheLayer:
         return None
 
 sys.meta_path.insert(0, _NotInTheLayer())
-for _p in reversed(sys.argv[2:]):
+for _p in reversed(sys.argv[3:]):
     sys.path.insert(0, _p)
 _code = compile(sys.argv[1], "<cold-start>", "exec")
+_invoke = compile(sys.argv[2], "<cold-start-invoke>", "exec") if sys.argv[2] else None
+_globals = {"__name__": "__cold_start__"}
 sys.stderr.write("cold_start:begin\n"); sys.stderr.flush()
-_t0 = time.perf_counter()
-exec(_code, {"__name__": "__cold_start__"})
-_t1 = time.perf_counter()
+_t0, _c0 = time.perf_counter(), time.process_time()
+exec(_code, _globals)
+_t1, _c1 = time.perf_counter(), time.process_time()
 _t_done = time.monotonic()
 sys.stderr.write("cold_start:end\n"); sys.stderr.flush()
+_invoke_s = None
+if _invoke is not None:
+    _t2 = time.perf_counter()
+    exec(_invoke, _globals)
+    _invoke_s = time.perf_counter() - _t2
 _rss = 0.0
 with open("/proc/self/status", encoding="ascii") as _f:
     for _line in _f:
         if _line.startswith("VmHWM:"):
             _rss = int(_line.split()[1]) / 1024
 import json
-print(json.dumps({"import_s": _t1 - _t0, "done_monotonic": _t_done, "start_monotonic": _t_start,
-                  "peak_rss_mb": _rss, "network": _attempts, "modules": len(sys.modules)}))
+print(json.dumps({"import_s": _t1 - _t0, "import_cpu_s": _c1 - _c0, "done_monotonic": _t_done,
+                  "start_monotonic": _t_start, "invoke_s": _invoke_s, "peak_rss_mb": _rss, "network": _attempts,
+                  "modules": len(sys.modules)}))
 """
+
+# The first request, timed after the import: a POST whose JSON body the route's model refuses (400), so no
+# backend, flag source or database is reached. An X-Ray trace header with Sampled=0, as Lambda sets one, so
+# the tracer records nothing and sends nothing (the child refuses network use).
+_INVOKE_CODE = """\
+class _Context:
+    function_name = "cold-start"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:cold-start"
+    memory_limit_in_mb = 512
+    aws_request_id = "cold-start-request"
+    log_group_name = "/aws/lambda/cold-start"
+    log_stream_name = "cold-start"
+    def get_remaining_time_in_millis(self):
+        return 29_000
+_event = {
+    "resource": __PATH__, "path": __PATH__, "httpMethod": "POST",
+    "headers": {"content-type": "application/json"}, "multiValueHeaders": {"content-type": ["application/json"]},
+    "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
+    "stageVariables": None, "isBase64Encoded": False, "body": __BODY__,
+    "requestContext": {"resourcePath": __PATH__, "httpMethod": "POST", "path": "/dev" + __PATH__, "stage": "dev",
+                       "requestId": "cold-start-request", "identity": {"sourceIp": "192.0.2.1"}},
+}
+_reply = app.lambda_handler(_event, _Context())
+if _reply["statusCode"] != 400:
+    raise SystemExit(f"the refused request got {_reply['statusCode']}, not 400: {_reply['body'][:300]}")
+"""
+# What load_settings does at init in AWS (PARAMETER_PREFIX set), less the GetParametersByPath call itself.
+_SSM_CODE = "from aws_lambda_powertools.utilities.parameters import SSMProvider\nSSMProvider()\n"
+_INVOKE_ENV = {"_X_AMZN_TRACE_ID": "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0"}
+#: functions/<dir> -> (route, a JSON body its model refuses).
+_REFUSED_REQUESTS: Mapping[str, tuple[str, str]] = {
+    "signup": ("/auth/signup", json.dumps({"email": "not-an-email", "password": "x"})),
+    "login": ("/auth/login", json.dumps({"email": "not-an-email", "password": ""})),
+    "session_exchange": ("/auth/session/exchange", json.dumps({"access_token": ""})),
+}
 
 
 @dataclass
@@ -126,6 +190,7 @@ class Variant:
     paths: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     function: str | None = None  # the template's logical id, for handlers declared there
+    invoke: str = ""  # code run (and timed) after `code`: the first request; "" = none
 
 
 @dataclass
@@ -136,6 +201,8 @@ class Sample:
     peak_rss_mb: float
     modules: int
     network: list[str]
+    invoke_s: float | None = None
+    import_cpu_s: float = 0.0
 
 
 # ------------------------------------------------------------------------------------------ environment
@@ -183,6 +250,55 @@ def _no_service_env() -> dict[str, str]:
     }
 
 
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _layer_closure(requirements: Path = LAYER_REQUIREMENTS) -> set[str]:
+    """The distributions `sam build` puts in the layer: its requirements and theirs, extras followed."""
+    pending: list[Requirement] = []
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        text = line.partition("#")[0].strip()
+        if text:
+            pending.append(Requirement(text))
+    closure: set[str] = set()
+    while pending:
+        requirement = pending.pop()
+        name = _canonical(requirement.name)
+        if name in closure:
+            continue
+        closure.add(name)
+        try:
+            needs = importlib.metadata.requires(requirement.name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not installed here: nothing of it can be imported either
+        extras = requirement.extras or {""}
+        for text in needs:
+            try:
+                need = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if need.marker is None or any(need.marker.evaluate({"extra": extra}) for extra in extras):
+                pending.append(need)
+    return closure
+
+
+def hidden_modules() -> list[str]:
+    """Top-level modules of this venv that the layer does not ship, less the layer's and functions' own code
+    (the project's dist also installs auth_migration, which the layer directory provides)."""
+    closure = _layer_closure()
+    own = {
+        entry.name.removesuffix(".py")
+        for folder in (SHARED_LAYER_DIR, *(p for p in FUNCTIONS_DIR.iterdir() if p.is_dir()))
+        for entry in folder.iterdir()
+    }
+    return sorted(
+        module
+        for module, dists in importlib.metadata.packages_distributions().items()
+        if module not in own and not any(_canonical(d) in closure for d in dists)
+    )
+
+
 @dataclass(frozen=True)
 class _TemplateFunction:
     logical_id: str
@@ -220,8 +336,18 @@ def _template_functions(say: Say) -> dict[Path, _TemplateFunction]:
     return found
 
 
-def discover_variants(say: Say = lambda _text: None) -> list[Variant]:
-    """The three baselines, then one variant per functions/*/app.py (sorted by directory name)."""
+def _invoke_code(code_dir: Path) -> str:
+    refused = _REFUSED_REQUESTS.get(code_dir.name)
+    if refused is None:
+        return ""
+    path, body = refused
+    return _INVOKE_CODE.replace("__PATH__", repr(path)).replace("__BODY__", repr(body))
+
+
+def discover_variants(say: Say = lambda _text: None, *, invoke: bool = False, ssm: bool = False) -> list[Variant]:
+    """The three baselines, then one variant per functions/*/app.py (sorted by directory name); with
+    `invoke`, the API handlers that have a refused request in _REFUSED_REQUESTS also take it once; with
+    `ssm`, every handler first imports boto3 and builds the SSM client load_settings would."""
     baseline_env = {**_base_env(), **_lambda_env("cold-start-baseline", REPO_ROOT, 512)}
     variants = [
         Variant("bare", "baseline", "pass", env=baseline_env),
@@ -249,14 +375,18 @@ def discover_variants(say: Say = lambda _text: None) -> list[Variant]:
             **_lambda_env(logical_id or code_dir.name, code_dir, memory),
             **_no_service_env(),
         }
+        invoke_code = _invoke_code(code_dir) if invoke else ""
+        if invoke_code:
+            env.update(_INVOKE_ENV)
         variants.append(
             Variant(
                 f"handler:{code_dir.name}",
                 "handler",
-                "import app",
+                (_SSM_CODE if ssm else "") + "import app",
                 paths=[str(code_dir), *(str(p) for p in layers or [SHARED_LAYER_DIR])],
                 env=env,
                 function=logical_id,
+                invoke=invoke_code,
             )
         )
     return variants
@@ -269,9 +399,22 @@ class ChildFailed(RuntimeError):
     pass
 
 
+@functools.cache
+def _child_code() -> str:
+    return _CHILD.replace("__HIDDEN__", repr(tuple(hidden_modules())))
+
+
 def _run_child(variant: Variant, *, importtime: bool = False) -> tuple[dict[str, Any], str, float]:
     """Run one fresh interpreter; returns (its JSON line, its stderr, the parent's monotonic spawn time)."""
-    argv = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", _CHILD, variant.code, *variant.paths]
+    argv = [
+        sys.executable,
+        *(["-X", "importtime"] if importtime else []),
+        "-c",
+        _child_code(),
+        variant.code,
+        variant.invoke,
+        *variant.paths,
+    ]
     spawned = time.monotonic()
     proc = subprocess.run(
         argv, env=variant.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False
@@ -294,6 +437,8 @@ def sample(variant: Variant) -> Sample:
         peak_rss_mb=out["peak_rss_mb"],
         modules=out["modules"],
         network=list(out["network"]),
+        invoke_s=out.get("invoke_s"),
+        import_cpu_s=out.get("import_cpu_s", 0.0),
     )
 
 
@@ -369,12 +514,19 @@ def _code_version() -> str:
 
 
 def run_cold_start(
-    *, repeat: int = 7, warmup: int = 1, profile: bool = True, say: Say = lambda _text: None
+    *,
+    repeat: int = 7,
+    warmup: int = 1,
+    profile: bool = True,
+    invoke: bool = False,
+    ssm: bool = False,
+    say: Say = lambda _text: None,
 ) -> dict[str, Any]:
-    """Measure every variant `repeat` times (round-robin, after `warmup` discarded rounds)."""
+    """Measure every variant `repeat` times (round-robin, after `warmup` discarded rounds); with `invoke`,
+    also the first request of the API handlers that have one."""
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
-    variants = discover_variants(say)
+    variants = discover_variants(say, invoke=invoke, ssm=ssm)
     samples: dict[str, list[Sample]] = {v.name: [] for v in variants}
     errors: dict[str, str] = {}
 
@@ -402,11 +554,16 @@ def run_cold_start(
             entry.update(
                 init_ms=_stats([s.init_s for s in taken_list]),
                 import_ms=_stats([s.import_s for s in taken_list]),
+                import_cpu_ms=_stats([s.import_cpu_s for s in taken_list]),
                 interpreter_ms=_stats([s.interpreter_s for s in taken_list]),
                 peak_rss_mb=round(statistics.median(s.peak_rss_mb for s in taken_list), 1),
                 modules_loaded=taken_list[-1].modules,
                 network_attempts=sorted({a for s in taken_list for a in s.network}),
             )
+            invoked = [s for s in taken_list if s.invoke_s is not None]
+            if invoked:
+                entry["first_invoke_ms"] = _stats([s.invoke_s for s in invoked if s.invoke_s is not None])
+                entry["init_and_invoke_ms"] = _stats([s.init_s + (s.invoke_s or 0.0) for s in invoked])
             if profile and variant.kind == "handler":
                 try:
                     entry["import_profile"] = import_profile(variant)
@@ -415,16 +572,30 @@ def run_cold_start(
         result[variant.name] = entry
 
     base = result.get(BASELINE, {}).get("import_ms")
+    base_init = result.get(BASELINE, {}).get("init_ms")
+    base_cpu = result.get(BASELINE, {}).get("import_cpu_ms")
     for entry in result.values():
         mine = entry.get("import_ms")
-        entry["over_baseline_ms"] = (
-            round(mine["median"] - base["median"], 1) if entry["kind"] == "handler" and mine and base else None
+        handler = entry["kind"] == "handler"
+        entry["over_baseline_ms"] = round(mine["median"] - base["median"], 1) if handler and mine and base else None
+        # The ratio docs/SCALING.md section 7 reports (issue 13's target: at most 1.3x for Signup and Login).
+        entry["init_vs_baseline"] = (
+            round(entry["init_ms"]["median"] / base_init["median"], 2) if handler and mine and base_init else None
         )
+        entry["import_cpu_vs_baseline"] = (
+            round(entry["import_cpu_ms"]["median"] / base_cpu["median"], 2)
+            if handler and mine and base_cpu and base_cpu["median"]
+            else None
+        )
+        if handler and base_init and "init_and_invoke_ms" in entry:
+            entry["init_and_invoke_vs_baseline"] = round(entry["init_and_invoke_ms"]["median"] / base_init["median"], 2)
 
     return {
         "repeat": repeat,
         "warmup": warmup,
         "baseline": BASELINE,
+        "hidden_modules": hidden_modules(),
+        "ssm_client_at_init": ssm,
         "variants": result,
         "ok": not errors and not any(e.get("network_attempts") for e in result.values()),
         "code_version": _code_version(),
@@ -441,29 +612,49 @@ def run_cold_start(
 # ------------------------------------------------------------------------------------------- reporting
 
 
+def _times(ratio: float | None) -> str:
+    return f"{ratio:.2f}x" if ratio is not None else ""
+
+
 def format_table(result: Mapping[str, Any]) -> str:
+    invoked = any("init_and_invoke_ms" in e for e in result["variants"].values())
     header = (
-        f"{'variant':<30} {'import med':>10} {'import min':>10} {'init med':>9} {'init min':>9} "
-        f"{'RSS MB':>7} {'vs ' + BASELINE:>21}"
+        f"{'variant':<30} {'import med':>10} {'import min':>10} {'cpu med':>8} {'init med':>9} {'init min':>9} "
+        f"{'RSS MB':>7} {'vs ' + BASELINE:>21} {'init ratio':>10} {'cpu ratio':>9}"
     )
+    if invoked:
+        header += f" {'1st req med':>11} {'init+req med':>12} {'ratio':>6}"
     lines = [
         f"Cold start, {result['repeat']} fresh interpreters per variant (median / min, ms); "
         f"Python {result['machine']['python']}, {result['machine']['cpus']} CPUs, code {result['code_version']}",
-        "import = the import alone; init = interpreter start + import (spawn to import done)",
-        "",
-        header,
-        "-" * len(header),
+        "import = the import alone; cpu = its CPU time; init = interpreter start + import (spawn to import "
+        f"done); init (cpu) ratio = init (cpu) median / {BASELINE}'s",
     ]
+    if result.get("ssm_client_at_init"):
+        lines.append("every handler first imports boto3 and builds an SSM client (--ssm), as load_settings does in AWS")
+    if invoked:
+        lines.append(
+            "1st req = one request refused at body validation (400), right after the import; "
+            f"ratio = (init + 1st req) median / {BASELINE}'s init median"
+        )
+    lines += ["", header, "-" * len(header)]
     for name, entry in result["variants"].items():
         if entry.get("error"):
             lines.append(f"{name:<30} FAILED: {entry['error'].splitlines()[-1] if entry['error'] else ''}")
             continue
-        imp, init = entry["import_ms"], entry["init_ms"]
-        delta = entry["over_baseline_ms"]
-        lines.append(
-            f"{name:<30} {imp['median']:>10.1f} {imp['min']:>10.1f} {init['median']:>9.1f} {init['min']:>9.1f} "
-            f"{entry['peak_rss_mb']:>7.1f} {(f'{delta:+.1f}' if delta is not None else ''):>21}"
+        imp, cpu, init = entry["import_ms"], entry["import_cpu_ms"], entry["init_ms"]
+        delta, ratio, cpu_ratio = entry["over_baseline_ms"], entry["init_vs_baseline"], entry["import_cpu_vs_baseline"]
+        row = (
+            f"{name:<30} {imp['median']:>10.1f} {imp['min']:>10.1f} {cpu['median']:>8.1f} {init['median']:>9.1f} "
+            f"{init['min']:>9.1f} {entry['peak_rss_mb']:>7.1f} {(f'{delta:+.1f}' if delta is not None else ''):>21} "
+            f"{_times(ratio):>10} {_times(cpu_ratio):>9}"
         )
+        if "init_and_invoke_ms" in entry:
+            row += (
+                f" {entry['first_invoke_ms']['median']:>11.1f} {entry['init_and_invoke_ms']['median']:>12.1f} "
+                f"{_times(entry.get('init_and_invoke_vs_baseline')):>6}"
+            )
+        lines.append(row.rstrip())
         if entry.get("network_attempts"):
             lines.append(f"{'':<30} NETWORK AT IMPORT: {entry['network_attempts']}")
     for name, entry in result["variants"].items():
@@ -488,6 +679,16 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=7, help="fresh interpreters per variant (default 7)")
     parser.add_argument("--warmup", type=int, default=1, help="discarded rounds first (default 1)")
     parser.add_argument("--no-profile", action="store_true", help="skip the -X importtime run per handler")
+    parser.add_argument(
+        "--invoke",
+        action="store_true",
+        help="also time one request refused at body validation right after the import (API handlers)",
+    )
+    parser.add_argument(
+        "--ssm",
+        action="store_true",
+        help="every handler also imports boto3 and builds the SSM client load_settings makes in AWS",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     parser.add_argument("--out", type=Path, help="also write the JSON here (default: not written)")
     return parser.parse_args(argv)
@@ -499,7 +700,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def say(text: str) -> None:
         print(f"[cold-start {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
-    result = run_cold_start(repeat=args.repeat, warmup=args.warmup, profile=not args.no_profile, say=say)
+    result = run_cold_start(
+        repeat=args.repeat, warmup=args.warmup, profile=not args.no_profile, invoke=args.invoke, ssm=args.ssm, say=say
+    )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

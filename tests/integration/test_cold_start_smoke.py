@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.cold_start import BASELINE, FUNCTIONS_DIR, Variant, discover_variants, import_profile, main, sample
+from bench.cold_start import (
+    BASELINE,
+    FUNCTIONS_DIR,
+    Variant,
+    discover_variants,
+    hidden_modules,
+    import_profile,
+    main,
+    sample,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,3 +68,19 @@ def test_the_network_guard_sees_a_connection_attempt() -> None:
     code = "import socket\ntry:\n    socket.getaddrinfo('127.0.0.1', 1)\nexcept OSError:\n    pass"
     taken = sample(Variant("probe", "baseline", code))
     assert any(a.startswith("socket.getaddrinfo") for a in taken.network)
+
+
+def test_the_first_request_is_timed_and_stays_offline() -> None:
+    """--invoke: the API handlers take one request their body validation refuses, right after the import."""
+    variants = {v.name: v for v in discover_variants(invoke=True)}
+    assert variants["handler:signup"].invoke and variants["handler:login"].invoke
+    assert not variants["handler:migrate_batch"].invoke  # not an API handler: nothing to send it
+    taken = sample(variants["handler:login"])  # the child exits non-zero unless the reply is a 400
+    assert taken.invoke_s is not None and taken.invoke_s > 0
+    assert taken.network == []
+
+
+def test_what_the_layer_does_not_ship_is_hidden_and_the_projects_own_code_is_not() -> None:
+    hidden = set(hidden_modules())
+    assert {"click", "rich", "requests", "psycopg_pool", "pytest"} <= hidden
+    assert not {"auth_migration", "httpx", "psycopg", "boto3", "pydantic", "email_validator"} & hidden

@@ -8,9 +8,12 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any, Final
 
+import wrapt
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_xray_sdk.core import patcher
 
 __all__ = [
     "DEFAULT_METRICS_NAMESPACE",
@@ -38,7 +41,32 @@ logger = Logger(service=SERVICE)
 # Neither may run at DEBUG, whatever the root logger's level.
 logging.getLogger("httpcore").setLevel(logging.INFO)
 logging.getLogger("httpx").setLevel(logging.WARNING)
-tracer = Tracer(service=SERVICE)
+# Tracer's auto_patch (patch_all) imports every library X-Ray can trace in order to patch it, used or not:
+# httpx and psycopg in functions that never call them, sqlite3 in all, and botocore.client (39-72 ms,
+# docs/SCALING.md section 7) where nothing else imports boto3 at init (no PARAMETER_PREFIX, so no SSM read).
+# Each library is patched instead when it is first imported, before any of our code can use it: what is
+# traced stays what patch_all traces.
+tracer = Tracer(service=SERVICE, auto_patch=False)
+
+# The module whose import means the library is about to be used, where that is not the library's own name.
+# botocore: every client is made by a botocore.session.Session, and botocore.exceptions alone (the SSM error
+# handling imports it) makes no call. Not botocore.client itself: its hook runs before the import binds
+# `botocore.client`, which X-Ray's patch reads. X-Ray's "sqlalchemy_core" is a name of its own.
+_PATCH_WHEN_IMPORTED: Final[Mapping[str, str]] = {"botocore": "botocore.session", "sqlalchemy_core": "sqlalchemy"}
+
+
+def _patch_on_import(library: str) -> None:
+    def patch(_module: ModuleType) -> None:
+        # raise_errors=False, as patch_all: a library X-Ray cannot patch stays usable, untraced (psycopg's patch
+        # also wraps psycopg_pool, which the layer does not ship: psycopg.connect is wrapped all the same).
+        patcher.patch([library], raise_errors=False)
+
+    wrapt.register_post_import_hook(patch, _PATCH_WHEN_IMPORTED.get(library, library))
+
+
+if not tracer.disabled:  # as Tracer.patch: outside Lambda, or with POWERTOOLS_TRACE_DISABLED, nothing is patched
+    for _library in patcher.NO_DOUBLE_PATCH:  # what patch_all patches
+        _patch_on_import(_library)
 # Read once, at import (cold start), as Powertools itself would; only the fallback is ours.
 metrics = Metrics(namespace=metrics_namespace(os.environ), service=SERVICE)
 
