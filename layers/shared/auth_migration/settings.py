@@ -395,13 +395,14 @@ def _read_ssm_secrets(prefix: str, provider: ParameterProvider | None) -> dict[s
     if not prefix.startswith("/"):
         raise ConfigError("PARAMETER_PREFIX: must be an SSM path starting with '/'")
     # Lazy: boto3 is a large part of a cold start and most local runs never reach SSM.
-    from aws_lambda_powertools.utilities.parameters import SSMProvider
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
     from botocore.exceptions import BotoCoreError
 
+    from auth_migration.ssm import ssm_provider
+
     path = prefix.rstrip("/") or "/"
     try:
-        fetched = (provider or SSMProvider()).get_multiple(path, decrypt=True)
+        fetched = (provider or ssm_provider()).get_multiple(path, decrypt=True)
     except (GetParameterError, BotoCoreError) as exc:
         raise ConfigError(f"PARAMETER_PREFIX: cannot read SSM parameters under {path}: {exc}") from None
     return {str(k): str(v) for k, v in fetched.items() if k in SSM_SECRET_NAMES and v}
@@ -410,12 +411,13 @@ def _read_ssm_secrets(prefix: str, provider: ParameterProvider | None) -> dict[s
 def _read_ssm_parameter(name: str, provider: SecretProvider | None) -> str | None:
     if not name.startswith("/"):
         raise ConfigError("SENTRY_DSN_PARAMETER: must be a full SSM parameter name starting with '/'")
-    from aws_lambda_powertools.utilities.parameters import SSMProvider
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
     from botocore.exceptions import BotoCoreError
 
+    from auth_migration.ssm import ssm_provider
+
     try:
-        value = (provider or SSMProvider()).get(name, decrypt=True)
+        value = (provider or ssm_provider()).get(name, decrypt=True)
     except (GetParameterError, BotoCoreError) as exc:
         raise ConfigError(f"SENTRY_DSN_PARAMETER: cannot read {name}: {exc}") from None
     return str(value) if value else None
