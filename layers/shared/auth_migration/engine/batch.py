@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -146,11 +146,31 @@ _BATCH_ROW = """SELECT b.status, m.status, m.dry_run, m.source, m.target, m.opti
                 WHERE b.migration_id = %s AND b.batch_no = %s"""
 
 
+class _BatchRow(NamedTuple):
+    """_BATCH_ROW's columns, in order."""
+
+    status: str
+    migration_status: str
+    dry_run: bool
+    source: str
+    target: str
+    options: dict[str, Any]
+    pending_create: list[str] | None
+    now: datetime
+    decide_only: list[str] | None
+    counted: int | None
+
+
+def _batch_row(conn: psycopg.Connection, msg: BatchMessage, *, lock: bool) -> _BatchRow | None:
+    row = conn.execute(_BATCH_ROW + (" FOR UPDATE OF b" if lock else ""), (msg.migration_id, msg.batch_no)).fetchone()
+    return None if row is None else _BatchRow(*row)
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     """A batch read and decided ahead, before its lock: what it saw of the batch row, and its plan."""
 
-    seen: tuple[Any, ...]
+    seen: _BatchRow
     plan: _Plan
     total: int
 
@@ -176,45 +196,34 @@ def prefetch_batch(msg: BatchMessage, ctx: EngineContext) -> None:
 def _prepare(msg: BatchMessage, ctx: EngineContext) -> _Prepared | None:
     conn = ctx.connections.side("state", "prefetch")
     with gc_paused, conn.transaction():
-        row = conn.execute(_BATCH_ROW, (msg.migration_id, msg.batch_no)).fetchone()
-        if row is None:
+        row = _batch_row(conn, msg, lock=False)
+        if row is None or row.status == "done" or row.migration_status in ("rolling_back", "rolled_back"):
             return None
-        batch_status, mig_status, _dry_run, source_name, target_name, options, pending, now, decide_only, counted = row
-        if batch_status == "done" or mig_status in ("rolling_back", "rolled_back"):
-            return None
-        target = get_target(target_name)
+        target = get_target(row.target)
         caps = ctx.capabilities(target, conn)
         plan, total = _read_and_decide(
             msg,
             ctx,
-            get_source(source_name),
+            row,
+            get_source(row.source),
             target,
             caps,
-            now=now,
-            options=options,
-            pending=pending,
-            decide_only=decide_only,
-            counted=counted,
             source_conn=conn,
             state=conn,
             target_conn=conn,
             known=True,
         )
-        return _Prepared(tuple(row), plan, total)
+        return _Prepared(row, plan, total)
 
 
 def _read_and_decide(
     msg: BatchMessage,
     ctx: EngineContext,
+    row: _BatchRow,
     source: UserSource,
     target: BetterAuthTarget,
     caps: TargetCapabilities,
     *,
-    now: datetime,
-    options: dict[str, Any],
-    pending: Sequence[str] | None,
-    decide_only: Sequence[str] | None = None,
-    counted: int | None = None,
     source_conn: psycopg.Connection,
     state: psycopg.Connection,
     target_conn: psycopg.Connection | None = None,
@@ -228,12 +237,13 @@ def _read_and_decide(
     only counted: a re-run neither transfers nor converts them. `decide_only` (planning's undecided users
     of a re-run's range, known only): just those are read, and the range's other `counted` users are counted
     as already migrated, as planning counts a settled range."""
+    now = row.now
     policy = ValidationPolicy(stage=ctx.stage, target_supports_bans=caps.supports_bans, now=now)
     skipped = 0
     if known:
-        users, skipped = source.fetch_pending(source_conn, msg.after_id, msg.upto_id, policy, only=decide_only)
-        if decide_only is not None:
-            skipped += counted or 0
+        users, skipped = source.fetch_pending(source_conn, msg.after_id, msg.upto_id, policy, only=row.decide_only)
+        if row.decide_only is not None:
+            skipped += row.counted or 0
     else:
         users = source.fetch_range(source_conn, msg.after_id, msg.upto_id)
     phase("transform")
@@ -245,8 +255,8 @@ def _read_and_decide(
         target,
         policy,
         now,
-        options,
-        pending_create=set(pending or ()),
+        row.options,
+        pending_create=set(row.pending_create or ()),
         migrated_known=known,
         target_conn=target_conn,
     )
@@ -309,18 +319,18 @@ def _run_better_auth(
     shared = conns.shared_target
     with state.transaction():
         phase("read_source")
-        row = state.execute(_BATCH_ROW + " FOR UPDATE OF b", (msg.migration_id, msg.batch_no)).fetchone()
+        row = _batch_row(state, msg, lock=True)
         if row is None:
             raise InvalidRequest(f"batch {msg.batch_no} of migration {msg.migration_id!r} is not planned")
-        batch_status, mig_status, dry_run, source_name, target_name, options, pending, now, decide_only, counted = row
-        if batch_status == "done":
+        if row.status == "done":
             return BatchResult(msg.migration_id, msg.batch_no, "duplicate")
-        if mig_status in ("rolling_back", "rolled_back"):
+        if row.migration_status in ("rolling_back", "rolled_back"):
             return BatchResult(msg.migration_id, msg.batch_no, "ignored")
 
-        source, target = get_source(source_name), get_target(target_name)
+        source_name, dry_run = row.source, row.dry_run
+        source, target = get_source(source_name), get_target(row.target)
         caps = ctx.capabilities(target)
-        if prepared is not None and prepared.seen == tuple(row):
+        if prepared is not None and prepared.seen == row:
             # Read and decided ahead while the previous batch wrote, and nothing it relied on has changed.
             phase("transform")
             plan, total = prepared.plan, prepared.total
@@ -330,14 +340,10 @@ def _run_better_auth(
             plan, total = _read_and_decide(
                 msg,
                 ctx,
+                row,
                 source,
                 target,
                 caps,
-                now=now,
-                options=options,
-                pending=pending,
-                decide_only=decide_only,
-                counted=counted,
                 source_conn=conns.source,
                 state=state,
                 known=conns.shared_source,
