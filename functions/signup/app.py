@@ -11,12 +11,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from auth_migration.dual_write.api import handle_api_event
 from auth_migration.dual_write.runtime import api_app
 from auth_migration.observability import logger, metrics, tracer
-from auth_migration.sentry import init_sentry
-from auth_migration.settings import load_settings
+from auth_migration.snapstart import ApiRuntime
 
-_settings = load_settings(os.environ)
-init_sentry(_settings)  # only with a DSN: sentry_sdk is imported then, never otherwise
-app = api_app(_settings)
+# Settings (SSM), Sentry (only with a DSN: sentry_sdk is imported then, never otherwise) and the resolver, once
+# per container. Under SnapStart this runs when a version is published; each restore re-reads the settings.
+runtime = ApiRuntime(os.environ, api_app)
 
 
 # The event is never logged (log_event stays off): its body holds a password.
@@ -24,4 +23,4 @@ app = api_app(_settings)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_api_event(event, context, app)
+    return handle_api_event(event, context, runtime.app)

@@ -43,3 +43,15 @@ def ssm_provider() -> SSMProvider:
         if client is None:
             client = _clients[key] = boto3.client("ssm")
     return SSMProvider(boto3_client=client)
+
+
+def close_connections() -> None:
+    """Close the pooled connections of every SSM client built so far (each opens new ones on its next call).
+
+    For a SnapStart restore: the connection the init's read left open belongs to the snapshot, not to the
+    network of the environment restored from it, and a reuse would fail before botocore retried it.
+    """
+    with _lock:
+        clients = list(_clients.values())
+    for client in clients:
+        client.close()
