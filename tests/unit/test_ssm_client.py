@@ -3,6 +3,8 @@ Powertools provider (so its own cache), and never through a client built for ano
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from auth_migration import ssm
@@ -36,3 +38,13 @@ def test_a_client_built_for_another_endpoint_is_not_reused(monkeypatch: pytest.M
     assert second.meta.endpoint_url == "http://127.0.0.1:5002"
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5001")
     assert ssm.ssm_provider().client is first
+
+
+def test_a_hung_ssm_is_given_up_on_within_seconds() -> None:
+    config: Any = ssm.ssm_provider().client.meta.config  # botocore's stubs do not declare Config's attributes
+
+    assert config.connect_timeout == 2
+    assert config.read_timeout == 2
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}
+    # Every attempt connecting and reading to its limit stays under the 10 s of a SnapStart restore hook.
+    assert config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout) < 10

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
@@ -31,17 +32,29 @@ _CLIENT_ENV = (
 )
 
 
+#: botocore's defaults (60 s to connect, 60 s to read, legacy retries) would let a hung SSM hold a request far
+#: past the API functions' 10-15 s Timeout, and a SnapStart restore hook past the 10 s Lambda gives it. With
+#: these a read gives up within ~9 s (two attempts of 2 + 2 s, and standard mode's backoff of at most 1 s):
+#: the flags fall back to their last good snapshot, the settings to the snapshot's. A read takes ~10s of ms.
+CLIENT_LIMITS: Final[Mapping[str, Any]] = {
+    "connect_timeout": 2,
+    "read_timeout": 2,
+    "retries": {"mode": "standard", "total_max_attempts": 2},
+}
+
+
 def ssm_provider() -> SSMProvider:
     """A new SSMProvider (its own cache) over the container's one SSM client, built on first use."""
     # Imported here: boto3 is a large share of a cold start, and a function without SSM never needs it.
     import boto3
     from aws_lambda_powertools.utilities.parameters import SSMProvider
+    from botocore.config import Config
 
     key = tuple(os.environ.get(name) for name in _CLIENT_ENV)
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = boto3.client("ssm")
+            client = _clients[key] = boto3.client("ssm", config=Config(**CLIENT_LIMITS))
     return SSMProvider(boto3_client=client)
 
 
