@@ -1,10 +1,11 @@
-"""SsmFlagSource and load_settings against a real SSM API (a moto server on a free local port)."""
+"""SsmFlagSource, load_settings and a SnapStart restore's re-read of them against a real SSM API (a moto server
+on a free local port)."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
@@ -13,9 +14,11 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 from mypy_boto3_ssm import SSMClient
 
+from auth_migration import ssm as shared_ssm
 from auth_migration.exceptions import ConfigError
 from auth_migration.flags import CanarySelection, MigrationMode, SsmFlagSource
-from auth_migration.settings import load_settings
+from auth_migration.settings import Settings, load_settings
+from auth_migration.snapstart import ApiRuntime
 
 # One attempt and short timeouts: the outage test must fail fast instead of retrying for seconds.
 FAST_FAIL = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=2)
@@ -153,3 +156,40 @@ def test_load_settings_takes_secure_string_secrets_from_the_prefix(ssm: SSMClien
     assert settings.supabase_service_key.get_secret_value() == "service-role-key"
     assert settings.old_database_url == "postgresql://old@db/source"
     assert "from-ssm" not in repr(settings)
+
+
+@pytest.fixture
+def lambda_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment boto3 reads when auth_migration.ssm builds the container's client."""
+    for name in shared_ssm._CLIENT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setattr(shared_ssm, "_clients", {})
+
+
+def service_key(settings: Settings) -> str:
+    assert settings.supabase_service_key is not None
+    return settings.supabase_service_key.get_secret_value()
+
+
+def test_a_snapstart_restore_serves_the_secret_rotated_after_the_snapshot(
+    lambda_env: None, moto_endpoint: str, prefix: str
+) -> None:
+    operator: SSMClient = ssm_client(moto_endpoint)
+    put(operator, prefix, "SUPABASE_SERVICE_KEY", "key-at-publish", secure=True)
+    restore_hooks: list[Callable[[], None]] = []
+
+    runtime = ApiRuntime(
+        {"PARAMETER_PREFIX": prefix}, service_key, start_sentry=lambda _s: None, register=restore_hooks.append
+    )
+    assert runtime.app == "key-at-publish"
+    [client] = shared_ssm._clients.values()
+
+    put(operator, prefix, "SUPABASE_SERVICE_KEY", "key-rotated", secure=True)
+    restore_hooks[0]()  # what Lambda runs in an environment resumed from the snapshot
+
+    assert runtime.app == "key-rotated"
+    assert list(shared_ssm._clients.values()) == [client]  # the same client, not a second 115-165 ms build
