@@ -87,10 +87,32 @@ Tracer(service="cold-start")
 Metrics(namespace="ColdStart", service="cold-start")
 """
 
+# Child-side code, run before anything is imported. The dev venv holds packages the Lambda layer does not ship
+# (httpx imports its command-line module when click and rich are importable, ~80 ms; X-Ray's patching imports
+# requests and psycopg_pool when they are). Hiding them makes a child import what it would in AWS.
+_HIDE_NON_LAYER = r"""
+import sys
+
+class _NotInTheLayer:
+    _HIDDEN = frozenset(__HIDDEN__)
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self._HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the Lambda layer)")
+        return None
+
+sys.meta_path.insert(0, _NotInTheLayer())
+"""
+
+
+def hide_non_layer_code(hidden: Sequence[str]) -> str:
+    """The child-side code that makes the modules `hidden` unimportable (see _HIDE_NON_LAYER)."""
+    return _HIDE_NON_LAYER.replace("__HIDDEN__", repr(tuple(hidden)))
+
+
 # The child: argv[1] = code to time, argv[2] = code to time after it ("" for none: the first invocation),
 # argv[3:] = directories to put first on sys.path. It prints one JSON line on stdout, last. Markers on
-# stderr delimit the timed import in `-X importtime` output. __HIDDEN__ is replaced by the top-level
-# modules the layer does not ship.
+# stderr delimit the timed import in `-X importtime` output. __HIDE_NON_LAYER__ becomes hide_non_layer_code().
 _CHILD = r"""
 import sys, time
 _t_start = time.monotonic()
@@ -106,18 +128,7 @@ def _audit(event, args):
 
 sys.addaudithook(_audit)
 
-# The dev venv holds packages the Lambda layer does not ship (httpx imports its command-line module when
-# click and rich are importable, ~80 ms; X-Ray's patching imports requests and psycopg_pool when they are).
-# Hide them, so every variant imports what it would in AWS.
-class _NotInTheLayer:
-    _HIDDEN = frozenset(__HIDDEN__)
-
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in self._HIDDEN:
-            raise ModuleNotFoundError(f"No module named {name!r} (not in the Lambda layer)")
-        return None
-
-sys.meta_path.insert(0, _NotInTheLayer())
+__HIDE_NON_LAYER__
 for _p in reversed(sys.argv[3:]):
     sys.path.insert(0, _p)
 _code = compile(sys.argv[1], "<cold-start>", "exec")
@@ -401,7 +412,7 @@ class ChildFailed(RuntimeError):
 
 @functools.cache
 def _child_code() -> str:
-    return _CHILD.replace("__HIDDEN__", repr(tuple(hidden_modules())))
+    return _CHILD.replace("__HIDE_NON_LAYER__", hide_non_layer_code(hidden_modules()))
 
 
 def _run_child(variant: Variant, *, importtime: bool = False) -> tuple[dict[str, Any], str, float]:

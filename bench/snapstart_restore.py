@@ -42,15 +42,7 @@ _NET = frozenset(("socket.connect", "socket.getaddrinfo", "socket.gethostbyname"
 _attempts = []
 sys.addaudithook(lambda event, args: _attempts.append(event) if event in _NET else None)
 
-class _NotInTheLayer:
-    _HIDDEN = frozenset(__HIDDEN__)
-
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in self._HIDDEN:
-            raise ModuleNotFoundError(f"No module named {name!r} (not in the Lambda layer)")
-        return None
-
-sys.meta_path.insert(0, _NotInTheLayer())
+__HIDE_NON_LAYER__
 for _p in reversed(sys.argv[3:]):
     sys.path.insert(0, _p)
 
@@ -107,7 +99,7 @@ def api_variants() -> list[cold_start.Variant]:
 def _child_code() -> str:
     # The runtime provides snapshot_restore_py; every other package outside the layer stays hidden.
     hidden = tuple(name for name in cold_start.hidden_modules() if name != "snapshot_restore_py")
-    return _CHILD.replace("__HIDDEN__", repr(hidden))
+    return _CHILD.replace("__HIDE_NON_LAYER__", cold_start.hide_non_layer_code(hidden))
 
 
 def measure(variant: cold_start.Variant, restores: int) -> dict[str, Any]:
