@@ -202,3 +202,24 @@ def test_a_restore_closes_the_ssm_connections_init_opened(monkeypatch: pytest.Mo
     built.after_restore()
 
     assert client.closed == 1
+
+
+def test_a_resolver_that_cannot_be_built_from_the_new_settings_keeps_the_snapshots(no_ssm_clients: None) -> None:
+    loader = Loader(settings())
+    builds: list[Settings] = []
+
+    def build(current: Settings) -> Built:
+        builds.append(current)
+        if len(builds) > 1:
+            raise ConfigError("SUPABASE_URL: must be an http:// or https:// URL")
+        return Built(current)
+
+    built = snapstart.ApiRuntime({}, build, load=loader, start_sentry=lambda _s: None)
+    before_app, before_settings = built.app, built.settings
+    loader.current = settings(ROTATED_KEY)
+
+    built.after_restore()
+
+    assert len(builds) == 2
+    assert built.app is before_app
+    assert built.settings is before_settings

@@ -86,6 +86,9 @@ class ApiRuntime[App]:
         close_connections()
         try:
             fresh = self._load(self._environ)
+            if fresh == self.settings:
+                return
+            app = self._build(fresh)
         except ConfigError as exc:
             # Keep serving with the snapshot's settings (what a warm container does) rather than fail the
             # restore: Lambda would answer API Gateway with a bare 502 until the next deploy.
@@ -93,12 +96,10 @@ class ApiRuntime[App]:
                 "settings not re-read after a SnapStart restore; keeping the snapshot's", extra={"error": str(exc)}
             )
             return
-        if fresh == self.settings:
-            return
         changed = sorted(name for name in Settings.model_fields if getattr(fresh, name) != getattr(self.settings, name))
         if fresh.sentry_dsn != self.settings.sentry_dsn:
             self._start_sentry(fresh)
-        self.app = self._build(fresh)
+        self.app = app
         self.settings = fresh
         # Names only: the values are secrets.
         logger.info("settings changed since the SnapStart snapshot; resolver rebuilt", extra={"changed": changed})
