@@ -87,11 +87,25 @@ Tracer(service="cold-start")
 Metrics(namespace="ColdStart", service="cold-start")
 """
 
-# Child-side code, run before anything is imported. The dev venv holds packages the Lambda layer does not ship
-# (httpx imports its command-line module when click and rich are importable, ~80 ms; X-Ray's patching imports
-# requests and psycopg_pool when they are). Hiding them makes a child import what it would in AWS.
-_HIDE_NON_LAYER = r"""
+# Child-side code, run before anything is imported.
+# - Every network attempt is recorded (`_attempts`): a handler's init must make none.
+# - The dev venv holds packages the Lambda layer does not ship (httpx imports its command-line module when
+#   click and rich are importable, ~80 ms; X-Ray's patching imports requests and psycopg_pool when they are).
+#   Hiding them makes a child import what it would in AWS.
+_PRELUDE = r"""
 import sys
+
+_NET = frozenset((
+    "socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex",
+    "socket.gethostbyaddr", "socket.getnameinfo", "socket.sendto", "socket.sendmsg",
+))
+_attempts = []
+
+def _audit(event, args):
+    if event in _NET:
+        _attempts.append(event + " " + repr(args)[:200])
+
+sys.addaudithook(_audit)
 
 class _NotInTheLayer:
     _HIDDEN = frozenset(__HIDDEN__)
@@ -105,30 +119,19 @@ sys.meta_path.insert(0, _NotInTheLayer())
 """
 
 
-def hide_non_layer_code(hidden: Sequence[str]) -> str:
-    """The child-side code that makes the modules `hidden` unimportable (see _HIDE_NON_LAYER)."""
-    return _HIDE_NON_LAYER.replace("__HIDDEN__", repr(tuple(hidden)))
+def child_prelude(hidden: Sequence[str]) -> str:
+    """The child-side code that records network attempts in `_attempts` and makes the modules `hidden`
+    unimportable (see _PRELUDE)."""
+    return _PRELUDE.replace("__HIDDEN__", repr(tuple(hidden)))
 
 
 # The child: argv[1] = code to time, argv[2] = code to time after it ("" for none: the first invocation),
 # argv[3:] = directories to put first on sys.path. It prints one JSON line on stdout, last. Markers on
-# stderr delimit the timed import in `-X importtime` output. __HIDE_NON_LAYER__ becomes hide_non_layer_code().
+# stderr delimit the timed import in `-X importtime` output. __PRELUDE__ becomes child_prelude().
 _CHILD = r"""
 import sys, time
 _t_start = time.monotonic()
-_NET = frozenset((
-    "socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex",
-    "socket.gethostbyaddr", "socket.getnameinfo", "socket.sendto", "socket.sendmsg",
-))
-_attempts = []
-
-def _audit(event, args):
-    if event in _NET:
-        _attempts.append(event + " " + repr(args)[:200])
-
-sys.addaudithook(_audit)
-
-__HIDE_NON_LAYER__
+__PRELUDE__
 for _p in reversed(sys.argv[3:]):
     sys.path.insert(0, _p)
 _code = compile(sys.argv[1], "<cold-start>", "exec")
@@ -412,7 +415,7 @@ class ChildFailed(RuntimeError):
 
 @functools.cache
 def _child_code() -> str:
-    return _CHILD.replace("__HIDE_NON_LAYER__", hide_non_layer_code(hidden_modules()))
+    return _CHILD.replace("__PRELUDE__", child_prelude(hidden_modules()))
 
 
 def _run_child(variant: Variant, *, importtime: bool = False) -> tuple[dict[str, Any], str, float]:

@@ -37,12 +37,7 @@ CHILD_TIMEOUT_S = 120.0
 # argv[3:] = sys.path entries. One JSON line last on stdout.
 _CHILD = r"""
 import json, os, random, sys, threading, time
-
-_NET = frozenset(("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.sendto", "socket.sendmsg"))
-_attempts = []
-sys.addaudithook(lambda event, args: _attempts.append(event) if event in _NET else None)
-
-__HIDE_NON_LAYER__
+__PRELUDE__
 for _p in reversed(sys.argv[3:]):
     sys.path.insert(0, _p)
 
@@ -99,7 +94,7 @@ def api_variants() -> list[cold_start.Variant]:
 def _child_code() -> str:
     # The runtime provides snapshot_restore_py; every other package outside the layer stays hidden.
     hidden = tuple(name for name in cold_start.hidden_modules() if name != "snapshot_restore_py")
-    return _CHILD.replace("__HIDE_NON_LAYER__", cold_start.hide_non_layer_code(hidden))
+    return _CHILD.replace("__PRELUDE__", cold_start.child_prelude(hidden))
 
 
 def measure(variant: cold_start.Variant, restores: int) -> dict[str, Any]:
